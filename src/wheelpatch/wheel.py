@@ -1,0 +1,301 @@
+"""A source wheel, read and checked: its archive directory, ``.dist-info``, METADATA and RECORD.
+
+Only the directory and the small ``.dist-info`` files are read; member data stays on disk until
+the writer copies it. Every refusal names the wheel and the member or field concerned.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.tags import Tag
+from packaging.utils import (
+    BuildTag,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from .archive import Archive, ZipMember, read_archive, read_member
+from .errors import InvalidWheel
+from .metadata import MetadataDocument, MetadataError, find_line_break
+from .record import Record, RecordError
+
+__all__ = ["DATA_SCHEMES", "METADATA_CAP", "RECORD_CAP", "SourceWheel", "read_wheel"]
+
+#: The only directories a ``.data`` directory may hold.
+DATA_SCHEMES = frozenset({"purelib", "platlib", "headers", "scripts", "data"})
+#: Size caps for the files read into memory.
+METADATA_CAP = 16 << 20
+RECORD_CAP = 64 << 20
+WHEEL_CAP = 1 << 20
+_SIGNATURES = ("RECORD.jws", "RECORD.p7s")
+_NOT_IN_WHEELS = ("INSTALLER", "REQUESTED", "direct_url.json")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceWheel:
+    path: Path
+    name: NormalizedName
+    version: Version
+    build: BuildTag
+    tags: frozenset[Tag]
+    archive: Archive
+    #: ``{name}-{version}.dist-info`` as spelled in the archive.
+    dist_info: str
+    #: ``{name}-{version}.data`` as spelled in the archive, if the wheel has one.
+    data_dir: str | None
+    metadata_bytes: bytes
+    metadata: MetadataDocument
+    record: Record
+    #: (device, inode, size, mtime_ns) when read: the writer refuses a source that changed since.
+    identity: tuple[int, int, int, int]
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+    def member(self, name: str) -> ZipMember:
+        return next(m for m in self.archive.members if m.name == name)
+
+    @property
+    def metadata_path(self) -> str:
+        return f"{self.dist_info}/METADATA"
+
+    @property
+    def record_path(self) -> str:
+        return f"{self.dist_info}/RECORD"
+
+    @property
+    def signatures(self) -> tuple[str, ...]:
+        names = {m.name for m in self.archive.members}
+        return tuple(
+            f"{self.dist_info}/{s}" for s in _SIGNATURES if f"{self.dist_info}/{s}" in names
+        )
+
+
+def _split_dir(stem: str) -> tuple[str, str] | None:
+    name, sep, version = stem.rpartition("-")
+    return (name, version) if sep and name else None
+
+
+def _check_name(member: ZipMember, where: str) -> None:
+    name = member.name
+    path = name[:-1] if member.is_dir else name
+    problem = None
+    if not path:
+        problem = "is empty"
+    elif path.startswith("/") or (len(path) > 1 and path[1] == ":") or path.startswith("//"):
+        problem = "is absolute"
+    elif "\\" in path:
+        problem = "contains a backslash"
+    elif any(part in ("", ".", "..") for part in path.split("/")):
+        problem = "has an empty, '.' or '..' component"
+    elif find_line_break(path.replace("\t", "\x00")) is not None:
+        problem = "contains a control character"
+    if problem is None and member.version_made_by >> 8 == 3:
+        mode = member.external_attr >> 16
+        kind = stat.S_IFMT(mode)
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+            problem = (
+                "is a symlink or other special file"
+                if kind == stat.S_IFLNK
+                else ("is a special file, not a regular file")
+            )
+    if problem is not None:
+        raise InvalidWheel(f"{where}: member {name!r} {problem}")
+
+
+def read_wheel(path: Path) -> SourceWheel:
+    """Open ``path`` and check it is a wheel wheelpatch can patch; refuse it otherwise."""
+    where = path.name
+    try:
+        name, version, build, tags = parse_wheel_filename(path.name)
+    except InvalidWheelFilename as exc:
+        raise InvalidWheel(f"{where}: not a valid wheel filename ({exc})") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise InvalidWheel(f"{where}: cannot open ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidWheel(f"{where}: not a regular file")
+        archive = read_archive(fd, where)
+        return _read(path, fd, archive, name, version, build, tags, info)
+    finally:
+        os.close(fd)
+
+
+def _read(
+    path: Path,
+    fd: int,
+    archive: Archive,
+    name: NormalizedName,
+    version: Version,
+    build: BuildTag,
+    tags: frozenset[Tag],
+    info: os.stat_result,
+) -> SourceWheel:
+    where = path.name
+    folded: dict[str, str] = {}
+    tops: set[str] = set()
+    for member in archive.members:
+        _check_name(member, where)
+        key = unicodedata.normalize("NFC", member.name).casefold()
+        if key in folded and folded[key] != member.name:
+            raise InvalidWheel(
+                f"{where}: members {folded[key]!r} and {member.name!r} collide on "
+                "case-insensitive file systems"
+            )
+        folded[key] = member.name
+        tops.add(member.name.split("/", 1)[0])
+    dist_infos = sorted(t for t in tops if t.endswith(".dist-info"))
+    if len(dist_infos) != 1:
+        found = ", ".join(repr(d) for d in dist_infos) or "none"
+        raise InvalidWheel(f"{where}: a wheel has exactly one .dist-info directory (found {found})")
+    dist_info = dist_infos[0]
+    _check_dir_name(dist_info, ".dist-info", name, version, where)
+    data_dirs = sorted(t for t in tops if t.endswith(".data") and _belongs(t, name))
+    if len(data_dirs) > 1:
+        raise InvalidWheel(f"{where}: more than one .data directory: {', '.join(data_dirs)}")
+    data_dir = data_dirs[0] if data_dirs else None
+    names = {m.name: m for m in archive.members}
+    if data_dir is not None:
+        _check_dir_name(data_dir, ".data", name, version, where)
+        for member in archive.members:
+            parts = member.name.split("/")
+            if (
+                parts[0] == data_dir
+                and len(parts) > 1
+                and parts[1]
+                and parts[1] not in DATA_SCHEMES
+            ):
+                raise InvalidWheel(
+                    f"{where}: member {member.name!r} is in unknown .data scheme {parts[1]!r} "
+                    f"(allowed: {', '.join(sorted(DATA_SCHEMES))})"
+                )
+    for extra in _NOT_IN_WHEELS:
+        if f"{dist_info}/{extra}" in names:
+            raise InvalidWheel(
+                f"{where}: member {dist_info}/{extra} is written by installers and must not be "
+                "inside a wheel"
+            )
+
+    def small(member_name: str, cap: int) -> bytes:
+        member = names.get(member_name)
+        if member is None or member.is_dir:
+            raise InvalidWheel(f"{where}: {member_name} is missing")
+        return read_member(fd, member, where, cap)
+
+    wheel_doc = small(f"{dist_info}/WHEEL", WHEEL_CAP)
+    _check_wheel_file(wheel_doc, f"{where}: {dist_info}/WHEEL")
+    metadata_bytes = small(f"{dist_info}/METADATA", METADATA_CAP)
+    try:
+        metadata = MetadataDocument.parse(metadata_bytes)
+    except MetadataError as exc:
+        raise InvalidWheel(f"{where}: {dist_info}/METADATA {exc}") from None
+    meta_name = metadata.get("Name") or ""
+    if canonicalize_name(meta_name) != name:
+        raise InvalidWheel(
+            f"{where}: METADATA Name {meta_name!r} does not match the filename's {name!r}"
+        )
+    meta_version = metadata.get("Version") or ""
+    try:
+        parsed = Version(meta_version)
+    except InvalidVersion:
+        raise InvalidWheel(f"{where}: METADATA Version {meta_version!r} is not valid") from None
+    if parsed != version:
+        raise InvalidWheel(
+            f"{where}: METADATA Version {meta_version!r} does not match the filename's "
+            f"{str(version)!r}"
+        )
+    record_path = f"{dist_info}/RECORD"
+    try:
+        record = Record.parse(small(record_path, RECORD_CAP), record_path)
+    except RecordError as exc:
+        raise InvalidWheel(f"{where}: {record_path} {exc}") from None
+    _check_coverage(archive, record, dist_info, where)
+    return SourceWheel(
+        path=path,
+        name=name,
+        version=version,
+        build=build,
+        tags=tags,
+        archive=archive,
+        dist_info=dist_info,
+        data_dir=data_dir,
+        metadata_bytes=metadata_bytes,
+        metadata=metadata,
+        record=record,
+        identity=(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns),
+    )
+
+
+def _belongs(top: str, name: NormalizedName) -> bool:
+    split = _split_dir(top.removesuffix(".data"))
+    return split is not None and canonicalize_name(split[0]) == name
+
+
+def _check_dir_name(
+    directory: str, suffix: str, name: NormalizedName, version: Version, where: str
+) -> None:
+    split = _split_dir(directory.removesuffix(suffix))
+    if split is None:
+        raise InvalidWheel(f"{where}: {directory!r} is not named {{name}}-{{version}}{suffix}")
+    dir_name, dir_version = split
+    if canonicalize_name(dir_name) != name:
+        raise InvalidWheel(
+            f"{where}: {directory!r} names project {dir_name!r}, the filename {name!r}"
+        )
+    try:
+        matches = Version(dir_version) == version
+    except InvalidVersion:
+        matches = False
+    if not matches:
+        raise InvalidWheel(
+            f"{where}: {directory!r} has version {dir_version!r}, the filename {str(version)!r}"
+        )
+
+
+def _check_wheel_file(data: bytes, where: str) -> None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidWheel(f"{where} is not valid UTF-8") from None
+    values = [
+        line.partition(":")[2].strip()
+        for line in text.splitlines()
+        if line.partition(":")[0].strip().lower() == "wheel-version"
+    ]
+    if len(values) != 1:
+        raise InvalidWheel(f"{where} must have exactly one Wheel-Version field")
+    major = values[0].split(".")[0]
+    if major != "1":
+        raise InvalidWheel(
+            f"{where}: Wheel-Version {values[0]!r} is not 1.x, which is all wheelpatch understands"
+        )
+
+
+def _check_coverage(archive: Archive, record: Record, dist_info: str, where: str) -> None:
+    rows = record.by_path()
+    record_path = f"{dist_info}/RECORD"
+    files = {m.name: m for m in archive.members if not m.is_dir}
+    exempt = {record_path, *(f"{dist_info}/{s}" for s in _SIGNATURES)}
+    for member in archive.members:
+        if not member.is_dir and member.name not in rows and member.name not in exempt:
+            raise InvalidWheel(f"{where}: member {member.name!r} is not listed in RECORD")
+    for path, row in rows.items():
+        listed = files.get(path)
+        if listed is None:
+            raise InvalidWheel(f"{where}: RECORD lists {path!r}, which is not in the wheel")
+        if row.size and int(row.size) != listed.file_size:
+            raise InvalidWheel(
+                f"{where}: RECORD gives {path!r} {row.size} bytes, the archive {listed.file_size}"
+            )

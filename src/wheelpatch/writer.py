@@ -1,0 +1,195 @@
+"""Carrying out a :class:`~wheelpatch.plan.PatchPlan`: the patched wheel, written atomically.
+
+Unchanged members are copied as raw compressed bytes (in the kernel where possible) while another
+thread hashes the source for the provenance; only METADATA, ``wheelpatch.json`` and RECORD are
+written fresh, last, with RECORD at the very end. The output is a temporary file in the output
+directory, renamed into place only when complete; on any error it is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive import ArchiveWriter
+from .errors import ConfigError, InvalidWheel, OutputError
+from .plan import PatchPlan
+from .provenance import render_provenance
+
+__all__ = ["StagedWheel", "stage_wheel", "write_wheel"]
+
+_HASH_CHUNK = 4 << 20
+
+
+class _SourceHasher(threading.Thread):
+    """sha256 of the whole source, computed beside the copy (hashlib releases the GIL)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__(name="wheelpatch-hash", daemon=True)
+        self._fd = fd
+        self._size = size
+        self.hexdigest = ""
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            digest = hashlib.sha256()
+            offset = 0
+            while offset < self._size:
+                chunk = os.pread(self._fd, min(_HASH_CHUNK, self._size - offset), offset)
+                if not chunk:
+                    raise InvalidWheel("source wheel shrank while it was being read")
+                digest.update(chunk)
+                offset += len(chunk)
+            self.hexdigest = digest.hexdigest()
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.hexdigest
+
+
+def _source_date_epoch() -> str | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ConfigError([f"SOURCE_DATE_EPOCH: {value!r} is not a whole number of seconds"])
+    return value
+
+
+@dataclass(slots=True)
+class StagedWheel:
+    """A complete patched wheel under a temporary name, waiting to be renamed into place."""
+
+    plan: PatchPlan
+    temp: Path
+    target: Path
+
+    def commit(self, *, force: bool = False) -> Path:
+        """Move the wheel to its final name; without ``force`` an existing file is an error."""
+        try:
+            if force:
+                os.replace(self.temp, self.target)
+                return self.target
+            try:
+                os.link(self.temp, self.target)
+            except FileExistsError:
+                raise OutputError(
+                    f"{self.target}: already exists (pass --force to replace it)"
+                ) from None
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if self.target.exists():
+                    raise OutputError(
+                        f"{self.target}: already exists (pass --force to replace it)"
+                    ) from None
+                os.replace(self.temp, self.target)
+                return self.target
+            os.unlink(self.temp)
+            return self.target
+        except OSError as exc:
+            self.discard()
+            if isinstance(exc, OutputError):
+                raise
+            raise OutputError(f"{self.target}: cannot write ({exc.strerror})") from None
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+
+def _target(plan: PatchPlan, out_dir: Path, force: bool) -> Path:
+    target = out_dir / plan.filename
+    if not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: output directory does not exist")
+    with contextlib.suppress(FileNotFoundError):
+        if target.samefile(plan.wheel.path):
+            raise OutputError(
+                f"{target}: the output would replace the input wheel; choose another -o directory"
+            )
+    if target.exists() and not force:
+        raise OutputError(f"{target}: already exists (pass --force to replace it)")
+    return target
+
+
+def stage_wheel(plan: PatchPlan, out_dir: Path, *, force: bool = False) -> StagedWheel:
+    """Write the patched wheel to a temporary file in ``out_dir`` (the final name is checked
+    first). Call :meth:`StagedWheel.commit` or :meth:`StagedWheel.discard` on the result."""
+    epoch = _source_date_epoch()
+    target = _target(plan, out_dir, force)
+    source = plan.wheel
+    try:
+        src = os.open(source.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise InvalidWheel(f"{source.filename}: cannot open ({exc.strerror})") from None
+    try:
+        info = os.fstat(src)
+        if (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) != source.identity:
+            raise InvalidWheel(f"{source.filename}: changed on disk since it was read")
+        temp = out_dir / f".{plan.filename}.{secrets.token_hex(4)}.tmp"
+        try:
+            dst = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except OSError as exc:
+            raise OutputError(f"{out_dir}: cannot create a file there ({exc.strerror})") from None
+        staged = StagedWheel(plan, temp, target)
+        try:
+            hasher = _SourceHasher(src, info.st_size)
+            hasher.start()
+            try:
+                _write(plan, src, dst, hasher, epoch)
+            finally:
+                hasher.join()
+            os.close(dst)
+            dst = -1
+        except BaseException as exc:
+            if dst >= 0:
+                os.close(dst)
+            staged.discard()
+            if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+                raise OutputError(f"{target}: cannot write ({exc.strerror})") from None
+            raise
+        return staged
+    finally:
+        os.close(src)
+
+
+def _write(plan: PatchPlan, src: int, dst: int, hasher: _SourceHasher, epoch: str | None) -> None:
+    source = plan.wheel
+    writer = ArchiveWriter(dst)
+    skipped = plan.replaced
+    dist_info_prefix = source.dist_info + "/"
+    tail = []
+    for member in source.archive.members:
+        if member.name.startswith(dist_info_prefix):
+            tail.append(member)
+        else:
+            writer.copy(src, member, plan.rename(member.name))
+    for member in tail:
+        if member.name == source.metadata_path:
+            writer.add(member, plan.metadata_path, plan.metadata)
+        elif member.name not in skipped:
+            writer.copy(src, member, plan.rename(member.name))
+    record_member = source.member(source.record_path)
+    provenance = render_provenance(plan, hasher.result(), epoch)
+    writer.add(record_member, plan.provenance_path, provenance)
+    writer.add(record_member, plan.record_path, plan.record(provenance))
+    writer.finish(source.archive.comment)
+
+
+def write_wheel(plan: PatchPlan, out_dir: Path, *, force: bool = False) -> Path:
+    """Write the patched wheel into ``out_dir`` and return its path."""
+    staged = stage_wheel(plan, out_dir, force=force)
+    return staged.commit(force=force)
