@@ -1,0 +1,275 @@
+"""The ``wheelpatch`` command, run in-process: output, exit codes, and what it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import CliResult, WheelSpec, build_wheel, snapshot
+
+Cli = Callable[..., CliResult]
+
+CONFIG = """
+[tool.wheelpatch]
+local-version = "stripe.2"
+output-dir = "wheelhouse"
+
+[tool.wheelpatch.overrides.torch]
+remove = ["triton"]
+
+[tool.wheelpatch.overrides.demo]
+add = ["extra-dep>=1"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, config_file: Callable[[str], Path]) -> Path:
+    config_file(CONFIG)
+    return tmp_path
+
+
+def wheelhouse(directory: Path) -> list[Path]:
+    source = directory / "in"
+    source.mkdir()
+    return [
+        build_wheel(
+            source, WheelSpec(name="torch", version="2.0.1", requires=("triton==2.0.0", "filelock"))
+        ),
+        build_wheel(source, WheelSpec(name="demo", version="3.1")),
+        build_wheel(source, WheelSpec(name="other", version="0.1")),
+    ]
+
+
+def test_patch_a_wheelhouse(cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    wheels = wheelhouse(project)
+    result = cli("patch", *wheels)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    out = project / "wheelhouse"
+    assert lines == [
+        f"torch-2.0.1-py3-none-any.whl -> {out}/torch-2.0.1+stripe.2-py3-none-any.whl: "
+        "2.0.1 -> 2.0.1+stripe.2; -Requires-Dist triton==2.0.0",
+        f"demo-3.1-py3-none-any.whl -> {out}/demo-3.1+stripe.2-py3-none-any.whl: "
+        "3.1 -> 3.1+stripe.2; +Requires-Dist extra-dep>=1",
+        "other-0.1-py3-none-any.whl: unchanged (no override for 'other')",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo-3.1+stripe.2-py3-none-any.whl",
+        "torch-2.0.1+stripe.2-py3-none-any.whl",
+    ]
+    assert result.err == ""
+
+
+def test_config_found_from_a_subdirectory(
+    cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheels = wheelhouse(project)
+    sub = project / "deep" / "er"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    result = cli("patch", "-o", "here", wheels[0])
+    assert result.code == 0, result.err
+    assert (sub / "here" / "torch-2.0.1+stripe.2-py3-none-any.whl").is_file()
+
+
+def test_dry_run_prints_diff_and_writes_nothing(
+    cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    wheels = wheelhouse(project)
+    before = snapshot(project)
+    result = cli("patch", "--dry-run", wheels[0])
+    assert result.code == 0, result.err
+    assert snapshot(project) == before
+    assert "would write" in result.out
+    assert "-Version: 2.0.1\n+Version: 2.0.1+stripe.2\n" in result.out
+    assert "-Requires-Dist: triton==2.0.0\n" in result.out
+    assert "+++ b/torch-2.0.1+stripe.2.dist-info/METADATA" in result.out
+
+
+def test_json_report(cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    wheels = wheelhouse(project)
+    result = cli("patch", "--json", "-o", project / "o", *wheels)
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [r["status"] for r in report] == ["patched", "patched", "unchanged"]
+    assert report[0]["new_version"] == "2.0.1+stripe.2"
+    assert report[0]["changes"][1] == {
+        "field": "Requires-Dist",
+        "action": "remove",
+        "before": "triton==2.0.0",
+        "after": None,
+        "rule": "tool.wheelpatch.overrides.torch.remove[0]",
+    }
+    assert Path(report[1]["output"]).is_file()
+
+
+def test_one_bad_wheel_writes_nothing(
+    cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    wheels = wheelhouse(project)
+    broken = project / "in" / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip at all, just some text" * 4)
+    before = snapshot(project)
+    result = cli("patch", *wheels, broken)
+    assert result.code == 1
+    assert result.err == (
+        "error: broken-1.0-py3-none-any.whl: not a zip archive "
+        "(no end of central directory record at its end)\n"
+    )
+    assert snapshot(project) == before
+
+
+def test_existing_output_needs_force(
+    cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    wheels = wheelhouse(project)
+    assert cli("patch", wheels[0]).code == 0
+    again = cli("patch", wheels[0])
+    assert again.code == 3
+    target = project / "wheelhouse" / "torch-2.0.1+stripe.2-py3-none-any.whl"
+    assert again.err == f"error: {target}: already exists (pass --force to replace it)\n"
+    assert cli("patch", "--force", wheels[0]).code == 0
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+def test_strict_turns_warnings_into_errors(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    config = config_file('[tool.wheelpatch.overrides.demo]\nremove = ["trition"]\nadd = ["x"]\n')
+    wheel = build_wheel(tmp_path, WheelSpec())
+    lenient = cli("patch", "--config", config, "-o", tmp_path / "a", wheel)
+    assert lenient.code == 0
+    assert lenient.err == (
+        "warning: demo-1.0-py3-none-any.whl: tool.wheelpatch.overrides.demo.remove[0] matches "
+        "no Requires-Dist of demo 1.0\n"
+    )
+    strict = cli("patch", "--config", config, "-o", tmp_path / "b", "--strict", wheel)
+    assert strict.code == 1
+    assert strict.err.startswith("error: demo-1.0-py3-none-any.whl: tool.wheelpatch.overrides")
+    assert not (tmp_path / "b").exists()
+
+
+def test_bad_config_reports_every_problem(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    config = config_file(
+        '[tool.wheelpatch]\nlocal-version = "Stripe_2"\nbogus = 1\n'
+        '[tool.wheelpatch.overrides.demo]\nremove = "triton"\nadd = ["not a requirement!!"]\n'
+    )
+    wheel = build_wheel(tmp_path, WheelSpec())
+    result = cli("patch", "--config", config, wheel)
+    assert result.code == 2
+    errors = result.err.splitlines()
+    assert len(errors) == 4, result.err
+    assert all(line.startswith("error: tool.wheelpatch.") for line in errors)
+    assert "Traceback" not in result.err
+
+
+def test_show_wheel_and_provenance(cli: Cli, project: Path) -> None:
+    wheels = wheelhouse(project)
+    assert (
+        cli("patch", "--config", project / "pyproject.toml", "-o", project / "o", wheels[0]).code
+        == 0
+    )
+    patched = project / "o" / "torch-2.0.1+stripe.2-py3-none-any.whl"
+    result = cli("show", patched)
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[:4] == [
+        "Name: torch",
+        "Version: 2.0.1+stripe.2",
+        "Requires-Dist:",
+        "  filelock",
+    ]
+    assert "Provenance: patched by wheelpatch" in result.out
+    assert "remove Requires-Dist: triton==2.0.0 -> None" in result.out
+    original = cli("show", "--json", wheels[0])
+    data = json.loads(original.out)
+    assert data["provenance"] is None
+    assert data["requires_dist"] == ["triton==2.0.0", "filelock"]
+
+
+def test_show_installed_distribution(cli: Cli) -> None:
+    result = cli("show", "--json", "packaging")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["name"] == "packaging"
+    missing = cli("show", "no-such-dist-xyz")
+    assert missing.code == 1
+    assert missing.err.startswith("error: no-such-dist-xyz: no such wheel file")
+
+
+def test_verify_names_the_bad_member(cli: Cli, tmp_path: Path) -> None:
+    good = build_wheel(tmp_path, WheelSpec())
+    assert cli("verify", good).out == "demo-1.0-py3-none-any.whl: OK (5 files checked)\n"
+    # Same archive, one member's content changed with its RECORD row left alone.
+    bad = tmp_path / "bad" / good.name
+    bad.parent.mkdir()
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "demo/core.py":
+                data = b"x = 3\n"
+            dst.writestr(info, data)
+    result = cli("verify", "--json", bad)
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert report == [
+        {
+            "wheel": "demo-1.0-py3-none-any.whl",
+            "ok": False,
+            "files": 5,
+            "problems": [
+                "demo-1.0-py3-none-any.whl: member 'demo/core.py' does not match its RECORD hash"
+            ],
+        }
+    ]
+
+
+def test_verify_reports_crc_errors(cli: Cli, tmp_path: Path) -> None:
+    good = build_wheel(tmp_path, WheelSpec(compression=zipfile.ZIP_STORED))
+    data = bytearray(good.read_bytes())
+    offset = data.index(b"VALUE = 1")
+    data[offset] = ord("W")
+    good.write_bytes(bytes(data))
+    result = cli("verify", good)
+    assert result.code == 1
+    assert result.err == (
+        "error: demo-1.0-py3-none-any.whl: member 'demo/__init__.py': CRC-32 "
+        f"{zipfile.crc32(b'WALUE = 1' + chr(10).encode()):08x} does not match the declared "
+        f"{zipfile.crc32(b'VALUE = 1' + chr(10).encode()):08x}\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["patch", "show", "verify"])
+def test_help_explains(cli: Cli, command: str) -> None:
+    result = cli(command, "--help")
+    assert result.code == 0
+    assert "exit codes:" in result.out
+    assert "--json" in result.out
+
+
+def test_usage_error_is_one_line_exit_2(cli: Cli) -> None:
+    result = cli("patch")
+    assert result.code == 2
+    assert result.err.strip().splitlines()[-1].startswith("wheelpatch patch: error:")
+
+
+def test_console_script_and_module_entry(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "wheelpatch", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("wheelpatch ")
