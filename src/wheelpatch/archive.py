@@ -522,6 +522,12 @@ class ArchiveWriter:
         self._central: list[bytes] = []
         self._pending: tuple[int, int, int] | None = None  # (src fd, start, end)
 
+    @property
+    def size(self) -> int:
+        """Bytes written so far (pending copies included)."""
+        pending = self._pending
+        return self._offset + (pending[2] - pending[1] if pending else 0)
+
     def _flush(self) -> None:
         if self._pending is not None:
             src, start, end = self._pending
@@ -542,7 +548,7 @@ class ArchiveWriter:
 
         With ``name``, the member is stored under that name (a fresh local header is written).
         """
-        offset = self._offset + (self._pending[2] - self._pending[1] if self._pending else 0)
+        offset = self.size
         if (name is None or name == member.name) and not member.has_descriptor:
             pending = self._pending
             if pending is not None and pending[0] == src and pending[2] == member.header_offset:

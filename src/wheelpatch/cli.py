@@ -9,14 +9,17 @@ written; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .config import load_config
+from .config import Config, load_config
+from .digest import FileDigest
 from .errors import (
     EXIT_CONFIG,
     EXIT_INPUT,
@@ -26,8 +29,6 @@ from .errors import (
     WheelpatchError,
 )
 from .plan import PatchPlan, Unchanged, plan_patch
-from .show import describe_target
-from .verify import verify_wheel
 from .wheel import read_wheel
 from .writer import StagedWheel, stage_wheel
 
@@ -150,13 +151,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _patch(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
     out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
+    # Hash each source in the background (one at a time) while wheels are read and planned.
+    pool = None if args.dry_run else ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
+    digests: dict[int, FileDigest] = {}
+    try:
+        return _patch_all(args, config, out_dir, out, pool, digests)
+    finally:
+        for digest in digests.values():
+            digest.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _patch_all(
+    args: argparse.Namespace,
+    config: Config,
+    out_dir: Path,
+    out: TextIO,
+    pool: ThreadPoolExecutor | None,
+    digests: dict[int, FileDigest],
+) -> int:
     plans: list[PatchPlan | Unchanged] = []
     failures: list[tuple[Path, WheelpatchError]] = []
     for path in args.wheels:
+        if pool is not None:
+            with contextlib.suppress(OSError):  # read_wheel reports the problem
+                digests[len(plans)] = FileDigest(path, pool)
         try:
-            plans.append(plan_patch(read_wheel(path), config, strict=args.strict))
+            plan = plan_patch(read_wheel(path), config, strict=args.strict)
         except WheelpatchError as exc:
             failures.append((path, exc))
+            plan = None
+        if not isinstance(plan, PatchPlan) and len(plans) in digests:
+            digests.pop(len(plans)).close()
+        if plan is not None:
+            plans.append(plan)
     for plan in plans:
         if isinstance(plan, PatchPlan):
             for warning in plan.warnings:
@@ -173,7 +202,7 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
         return max(e.exit_code for _, e in failures)
     written: dict[int, Path] = {}
     if not args.dry_run and any(isinstance(p, PatchPlan) for p in plans):
-        written = _write_all(plans, out_dir, args.force)
+        written = _write_all(plans, out_dir, args.force, digests)
     report = [_plan_json(p, written.get(i), args.dry_run) for i, p in enumerate(plans)]
     if args.json:
         _dump(out, report)
@@ -194,7 +223,12 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _write_all(plans: list[PatchPlan | Unchanged], out_dir: Path, force: bool) -> dict[int, Path]:
+def _write_all(
+    plans: list[PatchPlan | Unchanged],
+    out_dir: Path,
+    force: bool,
+    digests: dict[int, FileDigest],
+) -> dict[int, Path]:
     """Stage every output, then move them all into place: a failure writes nothing."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +241,9 @@ def _write_all(plans: list[PatchPlan | Unchanged], out_dir: Path, force: bool) -
     try:
         for index, plan in enumerate(plans):
             if isinstance(plan, PatchPlan):
-                staged[index] = stage_wheel(plan, out_dir, force=force)
+                staged[index] = stage_wheel(
+                    plan, out_dir, force=force, digest=digests.pop(index, None)
+                )
         for index, item in list(staged.items()):
             done[index] = item.commit(force=force)
             del staged[index]
@@ -248,6 +284,8 @@ def _dump(out: TextIO, data: object) -> None:
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
+    from .show import describe_target  # noqa: PLC0415 - only this command needs it
+
     info = describe_target(args.target)
     if args.json:
         _dump(out, info)
@@ -279,6 +317,8 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    from .verify import verify_wheel  # noqa: PLC0415 - only this command needs it
+
     reports = [verify_wheel(path) for path in args.wheels]
     if args.json:
         _dump(out, [r.as_json() for r in reports])

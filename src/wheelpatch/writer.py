@@ -10,52 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import ArchiveWriter
+from .digest import FileDigest
 from .errors import ConfigError, InvalidWheel, OutputError
 from .plan import PatchPlan
 from .provenance import render_provenance
 
 __all__ = ["StagedWheel", "stage_wheel", "write_wheel"]
-
-_HASH_CHUNK = 4 << 20
-
-
-class _SourceHasher(threading.Thread):
-    """sha256 of the whole source, computed beside the copy (hashlib releases the GIL)."""
-
-    def __init__(self, fd: int, size: int) -> None:
-        super().__init__(name="wheelpatch-hash", daemon=True)
-        self._fd = fd
-        self._size = size
-        self.hexdigest = ""
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            digest = hashlib.sha256()
-            offset = 0
-            while offset < self._size:
-                chunk = os.pread(self._fd, min(_HASH_CHUNK, self._size - offset), offset)
-                if not chunk:
-                    raise InvalidWheel("source wheel shrank while it was being read")
-                digest.update(chunk)
-                offset += len(chunk)
-            self.hexdigest = digest.hexdigest()
-        except BaseException as exc:
-            self.error = exc
-
-    def result(self) -> str:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        return self.hexdigest
 
 
 def _source_date_epoch() -> str | None:
@@ -123,50 +89,79 @@ def _target(plan: PatchPlan, out_dir: Path, force: bool) -> Path:
     return target
 
 
-def stage_wheel(plan: PatchPlan, out_dir: Path, *, force: bool = False) -> StagedWheel:
+def stage_wheel(
+    plan: PatchPlan, out_dir: Path, *, force: bool = False, digest: FileDigest | None = None
+) -> StagedWheel:
     """Write the patched wheel to a temporary file in ``out_dir`` (the final name is checked
-    first). Call :meth:`StagedWheel.commit` or :meth:`StagedWheel.discard` on the result."""
-    epoch = _source_date_epoch()
-    target = _target(plan, out_dir, force)
-    source = plan.wheel
+    first). Call :meth:`StagedWheel.commit` or :meth:`StagedWheel.discard` on the result.
+
+    ``digest`` is the source's hash if the caller started it early; it is closed here."""
     try:
-        src = os.open(source.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise InvalidWheel(f"{source.filename}: cannot open ({exc.strerror})") from None
-    try:
-        info = os.fstat(src)
-        if (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) != source.identity:
-            raise InvalidWheel(f"{source.filename}: changed on disk since it was read")
-        temp = out_dir / f".{plan.filename}.{secrets.token_hex(4)}.tmp"
+        epoch = _source_date_epoch()
+        target = _target(plan, out_dir, force)
+        source = plan.wheel
         try:
-            dst = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-            )
+            if digest is None:
+                digest = FileDigest(source.path)
+            src = os.open(source.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as exc:
-            raise OutputError(f"{out_dir}: cannot create a file there ({exc.strerror})") from None
-        staged = StagedWheel(plan, temp, target)
+            raise InvalidWheel(f"{source.filename}: cannot open ({exc.strerror})") from None
         try:
-            hasher = _SourceHasher(src, info.st_size)
-            hasher.start()
-            try:
-                _write(plan, src, dst, hasher, epoch)
-            finally:
-                hasher.join()
-            os.close(dst)
-            dst = -1
-        except BaseException as exc:
-            if dst >= 0:
-                os.close(dst)
-            staged.discard()
-            if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-                raise OutputError(f"{target}: cannot write ({exc.strerror})") from None
-            raise
-        return staged
+            return _stage(plan, src, target, digest, epoch)
+        finally:
+            os.close(src)
     finally:
-        os.close(src)
+        if digest is not None:
+            digest.close()
 
 
-def _write(plan: PatchPlan, src: int, dst: int, hasher: _SourceHasher, epoch: str | None) -> None:
+def _stage(
+    plan: PatchPlan, src: int, target: Path, digest: FileDigest, epoch: str | None
+) -> StagedWheel:
+    source = plan.wheel
+    info = os.fstat(src)
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if identity != source.identity or digest.identity != source.identity:
+        raise InvalidWheel(f"{source.filename}: changed on disk since it was read")
+    temp = target.parent / f".{plan.filename}.{secrets.token_hex(4)}.tmp"
+    try:
+        dst = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+        )
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot create a file there ({exc.strerror})") from None
+    staged = StagedWheel(plan, temp, target)
+    try:
+        _preallocate(dst, info.st_size)
+        size = _write(plan, src, dst, digest, epoch)
+        os.ftruncate(dst, size)  # give back what the preallocation over-estimated
+        os.close(dst)
+        dst = -1
+    except BaseException as exc:
+        if dst >= 0:
+            os.close(dst)
+        staged.discard()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"{target}: cannot write ({exc.strerror})") from None
+        raise
+    return staged
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the output's blocks up front (about the source's size): the file system allocates
+    them in one go, which makes the copy faster and steadier, and a full disk fails here, early."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:
+        return
+    try:
+        fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        # Not supported by this file system (EOPNOTSUPP, EINVAL, ...): write without it.
+
+
+def _write(plan: PatchPlan, src: int, dst: int, digest: FileDigest, epoch: str | None) -> int:
     source = plan.wheel
     writer = ArchiveWriter(dst)
     skipped = plan.replaced
@@ -183,10 +178,11 @@ def _write(plan: PatchPlan, src: int, dst: int, hasher: _SourceHasher, epoch: st
         elif member.name not in skipped:
             writer.copy(src, member, plan.rename(member.name))
     record_member = source.member(source.record_path)
-    provenance = render_provenance(plan, hasher.result(), epoch)
+    provenance = render_provenance(plan, digest.result(), epoch)
     writer.add(record_member, plan.provenance_path, provenance)
     writer.add(record_member, plan.record_path, plan.record(provenance))
     writer.finish(source.archive.comment)
+    return writer.size
 
 
 def write_wheel(plan: PatchPlan, out_dir: Path, *, force: bool = False) -> Path:
