@@ -273,3 +273,22 @@ def test_console_script_and_module_entry(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("wheelpatch ")
+
+
+def test_two_wheels_with_the_same_output_name_write_nothing(
+    cli: Cli, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    wheels = wheelhouse(project)
+    copy = project / "copy"
+    copy.mkdir()
+    twin = copy / wheels[0].name
+    twin.write_bytes(wheels[0].read_bytes())
+    result = cli("patch", wheels[0], twin)
+    assert result.code == 1
+    assert result.err == (
+        "error: torch-2.0.1-py3-none-any.whl: would be written as "
+        "torch-2.0.1+stripe.2-py3-none-any.whl, like torch-2.0.1-py3-none-any.whl; "
+        "patch them in separate runs\n"
+    )
+    assert not (project / "wheelhouse").exists()

@@ -25,6 +25,7 @@ from .errors import (
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    InvalidWheel,
     OutputError,
     WheelpatchError,
 )
@@ -186,8 +187,20 @@ def _patch_all(
             digests.pop(len(plans)).close()
         if plan is not None:
             plans.append(plan)
+    outputs: dict[str, Path] = {}
     for plan in plans:
         if isinstance(plan, PatchPlan):
+            first = outputs.setdefault(plan.filename, plan.wheel.path)
+            if first != plan.wheel.path:
+                failures.append(
+                    (
+                        plan.wheel.path,
+                        InvalidWheel(
+                            f"{plan.wheel.filename}: would be written as {plan.filename}, "
+                            f"like {first.name}; patch them in separate runs"
+                        ),
+                    )
+                )
             for warning in plan.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
     if failures:
