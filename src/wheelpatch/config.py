@@ -18,7 +18,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .errors import ConfigError
@@ -177,7 +177,7 @@ def parse_config(table: Any, path: Path | None, *, git: GitDescribe | None = Non
     """Check a ``[tool.wheelpatch]`` table; raise :class:`ConfigError` listing every problem."""
     errors: list[str] = []
     if not isinstance(table, dict):
-        raise ConfigError([f"{_ROOT}: must be a table, not {type(table).__name__}"])
+        raise ConfigError([f"{_ROOT}: must be a table, not {table!r}"])
     _unknown(table, _TOP_KEYS, _ROOT, errors)
     _check_strings(table, _ROOT, errors)
     global_label = _label(table, _ROOT, errors)
@@ -192,19 +192,25 @@ def parse_config(table: Any, path: Path | None, *, git: GitDescribe | None = Non
             errors.append(f"{_ROOT}.output-dir: must be a non-empty string, not {raw_out!r}")
     raw_overrides = table.get("overrides", {})
     if not isinstance(raw_overrides, dict):
-        errors.append(f"{_ROOT}.overrides: must be a table of project tables")
+        errors.append(
+            f"{_ROOT}.overrides: must be a table of project tables, not {raw_overrides!r}"
+        )
         raw_overrides = {}
     drafts: list[tuple[dict[str, Any], Override, LabelTemplate | None]] = []
     projects: dict[NormalizedName, str] = {}
     for project, raw in raw_overrides.items():
         key = f"{_ROOT}.overrides.{_key_part(project)}"
-        name = canonicalize_name(project)
+        try:
+            name = canonicalize_name(project, validate=True)
+        except InvalidName:
+            errors.append(f"{key}: {project!r} is not a valid project name")
+            continue
         if name in projects:
             errors.append(f"{key}: names the same project as {projects[name]}")
             continue
         projects[name] = key
         if not isinstance(raw, dict):
-            errors.append(f"{key}: must be a table, not {type(raw).__name__}")
+            errors.append(f"{key}: must be a table, not {raw!r}")
             continue
         drafted = _override(name, key, raw, global_label, global_mode, errors)
         if drafted is not None:
@@ -212,7 +218,8 @@ def parse_config(table: Any, path: Path | None, *, git: GitDescribe | None = Non
     templates = [t for _, _, t in drafts if t is not None]
     if git is None and any(t.placeholders for t in templates) and not errors:
         if path is None:
-            errors.append(f"{templates[0].key}: placeholders need a configuration file in git")
+            keys = ", ".join(sorted({t.key for t in templates if t.placeholders}))
+            errors.append(f"{keys}: placeholders need a configuration file in git")
         else:
             try:
                 git = describe(path.parent)

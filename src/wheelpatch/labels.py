@@ -34,29 +34,47 @@ class LabelTemplate:
         )
 
     def check(self) -> list[str]:
-        """Every problem with the template itself, each naming its key."""
+        """Every problem with the template itself, each naming its key.
+
+        The literal text must already be normalized (``stripe.2``, not ``Stripe_02``), so that the
+        label written in the configuration is the one the wheel carries."""
         try:
             parts = list(string.Formatter().parse(self.text))
         except ValueError as exc:
             return [f"{self.key}: {self.text!r} is not a valid template ({exc})"]
+        allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
         for _, field, spec, conversion in parts:
             if field is None:
                 continue
-            if field not in PLACEHOLDERS or spec or conversion:
-                allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            if field not in PLACEHOLDERS:
                 return [
-                    f"{self.key}: {self.text!r} uses the placeholder {{{field}}}; "
-                    f"only {allowed} are known"
+                    f"{self.key}: {self.text!r} uses the unknown placeholder {{{field}}} "
+                    f"(known: {allowed})"
                 ]
-        sample = self.text.format(tag="0", commits="0", revision="0")
-        if not _LOCAL_LABEL.fullmatch(sample):
-            return [
-                f"{self.key}: {self.text!r} is not a valid local version label{_suggest(sample)}"
-            ]
-        return []
+            if spec or conversion:
+                return [
+                    f"{self.key}: {self.text!r} formats the placeholder {{{field}}}; "
+                    f"write {allowed} bare"
+                ]
+        # A sentinel per placeholder: letters only, so normalization cannot change it.
+        sentinels = {name: f"zzplaceholder{name}zz" for name in PLACEHOLDERS}
+        sample = self.text.format(**sentinels)
+        normalized = _normalized(sample)
+        if normalized == sample and _LOCAL_LABEL.fullmatch(sample):
+            return []
+        if normalized is None:
+            hint = " (lowercase letters and digits in dot-separated segments, e.g. 'stripe.2')"
+        else:
+            for name, sentinel in sentinels.items():
+                normalized = normalized.replace(sentinel, "{" + name + "}")
+            hint = f" (write it normalized: {normalized!r})"
+        return [f"{self.key}: {self.text!r} is not a valid local version label{hint}"]
 
     def render(self, git: GitDescribe | None) -> str:
-        """Fill the placeholders; ``git`` is needed only when there are some."""
+        """Fill the placeholders; ``git`` is needed only when there are some.
+
+        Filled values are normalized as PEP 440 does (``2024.01`` -> ``2024.1``; an all-digit
+        revision loses leading zeros), so the label is exactly what the version will show."""
         if not self.placeholders:
             return self.text
         if git is None:
@@ -66,11 +84,21 @@ class LabelTemplate:
             commits=str(git.commits),
             revision=git.revision,
         )
-        if not _LOCAL_LABEL.fullmatch(label):
+        normalized = _normalized(label)
+        if normalized is None:
             raise ValueError(
                 f"{self.key}: {self.text!r} gives {label!r}, not a valid local version label"
             )
-        return label
+        return normalized
+
+
+def _normalized(label: str) -> str | None:
+    """The PEP 440 normal form of a local label, or None if it is not one."""
+    try:
+        local = Version(f"0+{label}").local
+    except InvalidVersion:
+        return None
+    return local if local is not None and _LOCAL_LABEL.fullmatch(local) else None
 
 
 def _tag_label(tag: str, key: str) -> str:
@@ -81,14 +109,6 @@ def _tag_label(tag: str, key: str) -> str:
             "(only letters, digits, '.', '-' and '_')"
         )
     return label
-
-
-def _suggest(label: str) -> str:
-    try:
-        normalized = Version(f"0+{label}").local
-    except InvalidVersion:
-        return " (lowercase letters and digits in dot-separated segments, e.g. 'stripe.2')"
-    return f" (write it normalized: {normalized!r})"
 
 
 def relabel(version: Version, label: str | None, mode: LabelMode) -> Version:
