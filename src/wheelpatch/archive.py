@@ -44,6 +44,7 @@ _CENTRAL_SIG = b"PK\x01\x02"
 _EOCD_SIG = b"PK\x05\x06"
 _EOCD64_LOCATOR_SIG = b"PK\x06\x07"
 _EOCD64_SIG = b"PK\x06\x06"
+_DESCRIPTOR_SIG = b"PK\x07\x08"
 _ZIP64_EXTRA = 0x0001
 _MAX32 = 0xFFFFFFFF
 _MAX16 = 0xFFFF
@@ -127,12 +128,23 @@ def _find_eocd(fd: int, size: int, where: str) -> tuple[int, bytes]:
     tail_len = min(size, _EOCD.size + _MAX16)
     tail = os.pread(fd, tail_len, size - tail_len)
     pos = tail.rfind(_EOCD_SIG)
+    trailing: int | None = None
     while pos >= 0:
         if pos + _EOCD.size <= len(tail):
             (comment_len,) = struct.unpack_from("<H", tail, pos + 20)
-            if pos + _EOCD.size + comment_len == len(tail):
+            end = pos + _EOCD.size + comment_len
+            if end == len(tail):
+                if _EOCD_SIG in tail[pos + _EOCD.size :]:
+                    raise InvalidWheel(
+                        f"{where}: more than one end of central directory record "
+                        "(one hides in the archive comment)"
+                    )
                 return size - tail_len + pos, tail[pos:]
+            if end < len(tail) and trailing is None:
+                trailing = len(tail) - end
         pos = tail.rfind(_EOCD_SIG, 0, pos)
+    if trailing is not None:
+        raise InvalidWheel(f"{where}: {trailing} bytes of trailing data after the end record")
     raise InvalidWheel(
         f"{where}: not a zip archive (no end of central directory record at its end)"
     )
@@ -322,7 +334,7 @@ def _parse_central(
             f"{where}: central directory holds more than the {count} entries the end record "
             "announces"
         )
-    _check_layout(members, where)
+    _check_layout(fd, members, cd_offset, where)
     return tuple(members)
 
 
@@ -408,17 +420,43 @@ def _read_local(
     return data_offset, local_extra
 
 
-def _check_layout(members: list[ZipMember], where: str) -> None:
+def _descriptor_length(fd: int, member: ZipMember, where: str) -> int:
+    """Length of the data descriptor after ``member``'s data, checked against the directory."""
+    block = os.pread(fd, 24, member.end_offset)
+    body = block[4:] if block[:4] == _DESCRIPTOR_SIG else block
+    skip = len(block) - len(body)
+    for size_format, length in (("<III", 12), ("<IQQ", 20)):
+        if len(body) >= length:
+            crc, csize, usize = struct.unpack_from(size_format, body)
+            if (crc, csize, usize) == (member.crc32, member.compress_size, member.file_size):
+                return skip + length
+    raise InvalidWheel(
+        f"{where}: member {member.name!r}: data descriptor disagrees with the central directory"
+    )
+
+
+def _check_layout(fd: int, members: list[ZipMember], cd_offset: int, where: str) -> None:
+    """Members must tile the archive from offset 0 to the central directory: no gap can hide
+    a local header the central directory does not list, and no two members may overlap."""
     ordered = sorted(members, key=lambda m: m.header_offset)
-    if ordered and ordered[0].header_offset != 0:
-        raise InvalidWheel(
-            f"{where}: {ordered[0].header_offset} unexplained bytes before the first member"
-        )
-    previous_end = 0
+    position = 0
     for member in ordered:
-        if member.header_offset < previous_end:
+        if member.header_offset < position:
             raise InvalidWheel(f"{where}: member {member.name!r} overlaps the member before it")
-        previous_end = member.end_offset
+        if member.header_offset > position:
+            raise InvalidWheel(
+                f"{where}: {member.header_offset - position} unexplained bytes at offset "
+                f"{position}, before member {member.name!r} (data the central directory does "
+                "not list)"
+            )
+        position = member.end_offset
+        if member.has_descriptor:
+            position += _descriptor_length(fd, member, where)
+    if position != cd_offset:
+        raise InvalidWheel(
+            f"{where}: {cd_offset - position} unexplained bytes at offset {position}, before the "
+            "central directory (data the central directory does not list)"
+        )
 
 
 def read_member(fd: int, member: ZipMember, where: str, limit: int) -> bytes:
