@@ -25,6 +25,7 @@ from .errors import (
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_OUTPUT,
     InvalidWheel,
     OutputError,
     WheelpatchError,
@@ -147,10 +148,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in getattr(exc, "errors", None) or [str(exc)]:
             _error(line)
         return exc.exit_code
+    except OSError as exc:  # a file system failure no check above foresaw: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_OUTPUT
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Each staged output stays open until the batch commits: allow that many files."""
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+    except ImportError:  # pragma: no cover
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        limit = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
 
 def _patch(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
+    _raise_open_file_limit(2 * len(args.wheels) + 64)
     out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
     # Hash each source in the background (one at a time) while wheels are read and planned.
     pool = None if args.dry_run else ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,15 @@ from .errors import ConfigError, InvalidWheel, OutputError
 from .plan import PatchPlan
 from .provenance import render_provenance
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no leftover sweeping
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["StagedWheel", "stage_wheel", "write_wheel"]
+
+#: A temporary file untouched for this long, and unlocked, was left by a killed run.
+_LEFTOVER_AGE = 2.0
 
 
 def _source_date_epoch() -> str | None:
@@ -35,44 +45,82 @@ def _source_date_epoch() -> str | None:
 
 @dataclass(slots=True)
 class StagedWheel:
-    """A complete patched wheel under a temporary name, waiting to be renamed into place."""
+    """A complete patched wheel under a temporary name, waiting to be renamed into place.
+
+    The temporary file stays open and locked until it is committed or discarded, so that a
+    concurrent run never mistakes it for the leftover of a killed one."""
 
     plan: PatchPlan
     temp: Path
     target: Path
+    fd: int = -1
 
     def commit(self, *, force: bool = False) -> Path:
-        """Move the wheel to its final name; without ``force`` an existing file is an error."""
+        """Move the wheel to its final name; without ``force`` an existing file is an error.
+
+        Whatever happens (an error, Ctrl-C), the temporary name is gone afterwards."""
+        exists = OutputError(f"{self.target}: already exists (pass --force to replace it)")
         try:
             if force:
                 os.replace(self.temp, self.target)
-                return self.target
-            try:
-                os.link(self.temp, self.target)
-            except FileExistsError:
-                raise OutputError(
-                    f"{self.target}: already exists (pass --force to replace it)"
-                ) from None
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                    raise
-                if self.target.exists():
-                    raise OutputError(
-                        f"{self.target}: already exists (pass --force to replace it)"
-                    ) from None
-                os.replace(self.temp, self.target)
-                return self.target
-            os.unlink(self.temp)
-            return self.target
+            else:
+                try:
+                    os.link(self.temp, self.target)  # fails if the target exists: no clobbering
+                except FileExistsError:
+                    raise exists from None
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                        raise
+                    if self.target.exists():  # no hard links here: check, then rename
+                        raise exists from None
+                    os.replace(self.temp, self.target)
+        except OutputError:
+            raise
         except OSError as exc:
-            self.discard()
-            if isinstance(exc, OutputError):
-                raise
             raise OutputError(f"{self.target}: cannot write ({exc.strerror})") from None
+        finally:
+            self.discard()
+        return self.target
 
     def discard(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        # Not there (never created, already renamed) or not removable (a read-only directory,
+        # where it could not have been created either): nothing more to do.
+        with contextlib.suppress(OSError):
             os.unlink(self.temp)
+        self._release()
+
+    def _release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock of a temporary file; False if another process holds it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _sweep_leftovers(out_dir: Path, filename: str) -> None:
+    """Remove temporary files of ``filename`` left by a killed run: unlocked and not fresh."""
+    if fcntl is None:
+        return
+    for path in out_dir.glob(f".{glob.escape(filename)}.*.tmp"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd) and time.time() - os.fstat(fd).st_mtime > _LEFTOVER_AGE:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        finally:
+            os.close(fd)
 
 
 def _target(plan: PatchPlan, out_dir: Path, force: bool) -> Path:
@@ -86,6 +134,7 @@ def _target(plan: PatchPlan, out_dir: Path, force: bool) -> Path:
             )
     if target.exists() and not force:
         raise OutputError(f"{target}: already exists (pass --force to replace it)")
+    _sweep_leftovers(out_dir, plan.filename)
     return target
 
 
@@ -124,22 +173,23 @@ def _stage(
     if identity != source.identity or digest.identity != source.identity:
         raise InvalidWheel(f"{source.filename}: changed on disk since it was read")
     temp = target.parent / f".{plan.filename}.{secrets.token_hex(4)}.tmp"
-    try:
-        dst = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-        )
-    except OSError as exc:
-        raise OutputError(f"{target.parent}: cannot create a file there ({exc.strerror})") from None
+    # Registered before the file exists, so that an interruption right after its creation
+    # still removes it.
     staged = StagedWheel(plan, temp, target)
     try:
+        try:
+            dst = staged.fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except OSError as exc:
+            raise OutputError(
+                f"{target.parent}: cannot create a file there ({exc.strerror})"
+            ) from None
+        _lock(dst)
         _preallocate(dst, info.st_size)
         size = _write(plan, src, dst, digest, epoch)
         os.ftruncate(dst, size)  # give back what the preallocation over-estimated
-        os.close(dst)
-        dst = -1
     except BaseException as exc:
-        if dst >= 0:
-            os.close(dst)
         staged.discard()
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(f"{target}: cannot write ({exc.strerror})") from None
