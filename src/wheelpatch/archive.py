@@ -52,6 +52,8 @@ _FLAG_ENCRYPTED = 0x0001
 _FLAG_DESCRIPTOR = 0x0008
 _FLAG_UTF8 = 0x0800
 _CHUNK = 1 << 20
+#: How much of the file one read of local headers covers.
+_WINDOW = 256 << 10
 
 
 class ZipMember(NamedTuple):
@@ -134,7 +136,7 @@ def _find_eocd(fd: int, size: int, where: str) -> tuple[int, bytes]:
             (comment_len,) = struct.unpack_from("<H", tail, pos + 20)
             end = pos + _EOCD.size + comment_len
             if end == len(tail):
-                if _EOCD_SIG in tail[pos + _EOCD.size :]:
+                if _EOCD_SIG in tail[pos + _EOCD.size :] or _another_eocd(tail, pos):
                     raise InvalidWheel(
                         f"{where}: more than one end of central directory record "
                         "(one hides in the archive comment)"
@@ -148,6 +150,18 @@ def _find_eocd(fd: int, size: int, where: str) -> tuple[int, bytes]:
     raise InvalidWheel(
         f"{where}: not a zip archive (no end of central directory record at its end)"
     )
+
+
+def _another_eocd(tail: bytes, before: int) -> bool:
+    """Whether an earlier end record's comment also reaches the end of the file exactly."""
+    pos = tail.rfind(_EOCD_SIG, 0, before)
+    while pos >= 0:
+        if pos + _EOCD.size <= len(tail):
+            (comment_len,) = struct.unpack_from("<H", tail, pos + 20)
+            if pos + _EOCD.size + comment_len == len(tail):
+                return True
+        pos = tail.rfind(_EOCD_SIG, 0, pos)
+    return False
 
 
 def _decode_name(raw: bytes, flags: int, where: str) -> str:
@@ -221,9 +235,12 @@ def read_archive(fd: int, where: str) -> Archive:
     elif zip64_needed and count == _MAX16 and cd_size == _MAX32:
         raise InvalidWheel(f"{where}: end record points to a ZIP64 record that is missing")
     if cd_offset + cd_size != cd_end:
+        hint = ""
+        if cd_offset + cd_size < cd_end:
+            hint = f"; {cd_end - cd_offset - cd_size} bytes were prepended to the archive?"
         raise InvalidWheel(
             f"{where}: central directory at {cd_offset} of {cd_size} bytes does not end where the "
-            f"end record starts ({cd_end})"
+            f"end record starts ({cd_end}){hint}"
         )
     if cd_size > 256 << 20:
         raise InvalidWheel(f"{where}: central directory of {cd_size} bytes is over the 256 MiB cap")
@@ -232,14 +249,41 @@ def read_archive(fd: int, where: str) -> Archive:
     return Archive(members=members, comment=comment, size=size)
 
 
+class _Central(NamedTuple):
+    """A central directory entry before its local header is read."""
+
+    name: str
+    raw_name: bytes
+    flags: int
+    method: int
+    mod_time: int
+    mod_date: int
+    crc32: int
+    compress_size: int
+    file_size: int
+    header_offset: int
+    version_made_by: int
+    version_needed: int
+    internal_attr: int
+    external_attr: int
+    extra: bytes
+    comment: bytes
+
+
+def _member_where(where: str, name: str) -> str:
+    return f"{where}: member {name!r}"
+
+
 def _parse_central(
     fd: int, cd: bytes, count: int, cd_offset: int, where: str
 ) -> tuple[ZipMember, ...]:
-    members: list[ZipMember] = []
+    entries: list[_Central] = []
     seen: set[str] = set()
     pos = 0
-    for _ in range(count):
-        if pos + _CENTRAL.size > len(cd):
+    unpack = _CENTRAL.unpack_from
+    header_size = _CENTRAL.size
+    for index in range(count):
+        if pos + header_size > len(cd):
             raise InvalidWheel(f"{where}: central directory holds fewer entries than announced")
         (
             sig,
@@ -259,74 +303,75 @@ def _parse_central(
             iattr,
             eattr,
             offset,
-        ) = _CENTRAL.unpack_from(cd, pos)
+        ) = unpack(cd, pos)
         if sig != _CENTRAL_SIG:
-            raise InvalidWheel(
-                f"{where}: bad central directory entry signature at entry {len(members)}"
-            )
-        name_start = pos + _CENTRAL.size
-        end = name_start + nlen + elen + clen
+            raise InvalidWheel(f"{where}: bad central directory entry signature at entry {index}")
+        name_end = pos + header_size + nlen
+        end = name_end + elen + clen
         if end > len(cd):
-            raise InvalidWheel(f"{where}: central directory entry {len(members)} runs past its end")
-        raw_name = cd[name_start : name_start + nlen]
+            raise InvalidWheel(f"{where}: central directory entry {index} runs past its end")
+        raw_name = cd[pos + header_size : name_end]
         name = _decode_name(raw_name, flags, where)
-        member_where = f"{where}: member {name!r}"
-        extra_blocks = (
-            _split_extra(cd[name_start + nlen : name_start + nlen + elen], member_where)
-            if elen
-            else []
-        )
-        comment = cd[name_start + nlen + elen : end]
+        extra = cd[name_end : name_end + elen]
+        comment = cd[name_end + elen : end] if clen else b""
         pos = end
-        zip64 = [data for tag, data in extra_blocks if tag == _ZIP64_EXTRA]
-        if len(zip64) > 1:
-            raise InvalidWheel(f"{member_where}: more than one ZIP64 extra field")
-        if zip64:
-            usize, csize, offset, disk = _apply_zip64(
-                zip64[0], usize, csize, offset, disk, member_where
-            )
+        if extra:
+            blocks = _split_extra(extra, _member_where(where, name))
+            zip64 = [data for tag, data in blocks if tag == _ZIP64_EXTRA]
+            if len(zip64) > 1:
+                raise InvalidWheel(f"{_member_where(where, name)}: more than one ZIP64 extra field")
+            if zip64:
+                usize, csize, offset, disk = _apply_zip64(
+                    zip64[0], usize, csize, offset, disk, _member_where(where, name)
+                )
+                extra = _join_extra([b for b in blocks if b[0] != _ZIP64_EXTRA])
+            elif _MAX32 in (usize, csize, offset):
+                raise InvalidWheel(
+                    f"{_member_where(where, name)}: sizes need a ZIP64 extra field that is missing"
+                )
         elif _MAX32 in (usize, csize, offset):
-            raise InvalidWheel(f"{member_where}: sizes need a ZIP64 extra field that is missing")
-        if disk != 0:
-            raise InvalidWheel(f"{member_where}: multi-disk zip archives are not supported")
-        if flags & _FLAG_ENCRYPTED:
-            raise InvalidWheel(f"{member_where}: encrypted members are not allowed in a wheel")
-        if method not in (STORED, DEFLATED):
             raise InvalidWheel(
-                f"{member_where}: compression method {method} is not allowed "
+                f"{_member_where(where, name)}: sizes need a ZIP64 extra field that is missing"
+            )
+        if disk != 0:
+            raise InvalidWheel(
+                f"{_member_where(where, name)}: multi-disk zip archives are not supported"
+            )
+        if flags & _FLAG_ENCRYPTED:
+            raise InvalidWheel(
+                f"{_member_where(where, name)}: encrypted members are not allowed in a wheel"
+            )
+        if method != DEFLATED and method != STORED:
+            raise InvalidWheel(
+                f"{_member_where(where, name)}: compression method {method} is not allowed "
                 "(a wheel may use only stored (0) or deflate (8))"
             )
         if method == STORED and csize != usize:
             raise InvalidWheel(
-                f"{member_where}: stored member with compressed size {csize} != size {usize}"
+                f"{_member_where(where, name)}: stored member with compressed size {csize} != "
+                f"size {usize}"
             )
         if name in seen:
-            raise InvalidWheel(f"{member_where}: duplicate name in the archive")
+            raise InvalidWheel(f"{_member_where(where, name)}: duplicate name in the archive")
         seen.add(name)
-        data_offset, local_extra = _read_local(
-            fd, offset, raw_name, method, flags, crc, csize, usize, cd_offset, member_where
-        )
-        members.append(
-            ZipMember(
-                name=name,
-                flags=flags,
-                method=method,
-                mod_time=mtime,
-                mod_date=mdate,
-                crc32=crc,
-                compress_size=csize,
-                file_size=usize,
-                header_offset=offset,
-                data_offset=data_offset,
-                version_made_by=made_by,
-                version_needed=needed,
-                internal_attr=iattr,
-                external_attr=eattr,
-                extra=_join_extra([b for b in extra_blocks if b[0] != _ZIP64_EXTRA])
-                if extra_blocks
-                else b"",
-                local_extra=local_extra,
-                comment=comment,
+        entries.append(
+            _Central(
+                name,
+                raw_name,
+                flags,
+                method,
+                mtime,
+                mdate,
+                crc,
+                csize,
+                usize,
+                offset,
+                made_by,
+                needed,
+                iattr,
+                eattr,
+                extra,
+                comment,
             )
         )
     if pos != len(cd):
@@ -334,90 +379,147 @@ def _parse_central(
             f"{where}: central directory holds more than the {count} entries the end record "
             "announces"
         )
-    _check_layout(fd, members, cd_offset, where)
-    return tuple(members)
+    return _read_locals(fd, entries, cd_offset, where)
+
+
+def _read_locals(
+    fd: int, entries: list[_Central], cd_offset: int, where: str
+) -> tuple[ZipMember, ...]:
+    """Check every local header against its central entry, in file order, and check that the
+    members tile the archive from offset 0 to the central directory: no gap can hide a local
+    header the central directory does not list, and no two members may overlap.
+
+    Headers are read through a window of the file, so a wheel of many small members costs a
+    few reads, not one per member."""
+    members: list[ZipMember | None] = [None] * len(entries)
+    order = sorted(range(len(entries)), key=lambda i: entries[i].header_offset)
+    window = b""
+    window_start = 0
+    position = 0
+    local_size = _LOCAL.size
+    for index in order:
+        entry = entries[index]
+        offset = entry.header_offset
+        if offset + local_size > cd_offset:
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: local header offset {offset} is out of range"
+            )
+        if offset != position:
+            if offset < position:
+                raise InvalidWheel(
+                    f"{_member_where(where, entry.name)} overlaps the member before it"
+                )
+            raise InvalidWheel(
+                f"{where}: {offset - position} unexplained bytes at offset {position}, before "
+                f"member {entry.name!r} (data the central directory does not list)"
+            )
+        rel = offset - window_start
+        if rel < 0 or rel + local_size + len(entry.raw_name) + 64 > len(window):
+            window = os.pread(fd, max(_WINDOW, local_size + len(entry.raw_name) + 64), offset)
+            window_start, rel = offset, 0
+        if offset + local_size > cd_offset or rel + local_size > len(window):
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: local header offset {offset} is out of range"
+            )
+        sig, _, flags, method, _, _, crc, csize, usize, nlen, elen = _LOCAL.unpack_from(window, rel)
+        if sig != _LOCAL_SIG:
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: no local header at offset {offset}"
+            )
+        header_end = rel + local_size + nlen + elen
+        if header_end > len(window):
+            window = os.pread(fd, max(_WINDOW, local_size + nlen + elen), offset)
+            window_start, rel = offset, 0
+            header_end = local_size + nlen + elen
+            if header_end > len(window):
+                raise InvalidWheel(f"{_member_where(where, entry.name)}: truncated local header")
+        local_name = window[rel + local_size : rel + local_size + nlen]
+        if local_name != entry.raw_name:
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: local header names {local_name!r}, "
+                f"the central directory {entry.raw_name!r}"
+            )
+        if method != entry.method or (flags ^ entry.flags) & (_FLAG_ENCRYPTED | _FLAG_DESCRIPTOR):
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: local header and central directory "
+                "disagree on compression or flags"
+            )
+        local_extra = window[rel + local_size + nlen : header_end]
+        if local_extra:
+            blocks = _split_extra(local_extra, _member_where(where, entry.name))
+            zip64 = [data for tag, data in blocks if tag == _ZIP64_EXTRA]
+            if zip64:
+                local_extra = _join_extra([b for b in blocks if b[0] != _ZIP64_EXTRA])
+                if _MAX32 in (usize, csize) and not flags & _FLAG_DESCRIPTOR:
+                    if len(zip64[0]) < 16:
+                        raise InvalidWheel(
+                            f"{_member_where(where, entry.name)}: local ZIP64 extra field is "
+                            "too short"
+                        )
+                    usize, csize = struct.unpack_from("<QQ", zip64[0])
+        if not flags & _FLAG_DESCRIPTOR and (crc, csize, usize) != (
+            entry.crc32,
+            entry.compress_size,
+            entry.file_size,
+        ):
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: local header (crc {crc:08x}, "
+                f"{csize}/{usize} bytes) disagrees with the central directory (crc "
+                f"{entry.crc32:08x}, {entry.compress_size}/{entry.file_size} bytes)"
+            )
+        data_offset = offset + local_size + nlen + elen
+        if data_offset + entry.compress_size > cd_offset:
+            raise InvalidWheel(
+                f"{_member_where(where, entry.name)}: data runs into the central directory "
+                "(truncated archive?)"
+            )
+        member = ZipMember(
+            entry.name,
+            entry.flags,
+            entry.method,
+            entry.mod_time,
+            entry.mod_date,
+            entry.crc32,
+            entry.compress_size,
+            entry.file_size,
+            offset,
+            data_offset,
+            entry.version_made_by,
+            entry.version_needed,
+            entry.internal_attr,
+            entry.external_attr,
+            entry.extra,
+            local_extra,
+            entry.comment,
+        )
+        members[index] = member
+        position = data_offset + entry.compress_size
+        if flags & _FLAG_DESCRIPTOR:
+            position += _descriptor_length(fd, member, where)
+    if position != cd_offset:
+        raise InvalidWheel(
+            f"{where}: {cd_offset - position} unexplained bytes at offset {position}, before the "
+            "central directory (data the central directory does not list)"
+        )
+    return tuple(m for m in members if m is not None)
 
 
 def _apply_zip64(
     data: bytes, usize: int, csize: int, offset: int, disk: int, where: str
 ) -> tuple[int, int, int, int]:
-    values: list[int] = []
     fields = [usize == _MAX32, csize == _MAX32, offset == _MAX32]
     need = sum(fields) * 8 + (4 if disk == _MAX16 else 0)
     if len(data) < need:
         raise InvalidWheel(f"{where}: ZIP64 extra field is too short")
+    values = [usize, csize, offset]
     pos = 0
-    for present in fields:
+    for index, present in enumerate(fields):
         if present:
-            (value,) = struct.unpack_from("<Q", data, pos)
-            values.append(value)
+            (values[index],) = struct.unpack_from("<Q", data, pos)
             pos += 8
-        else:
-            values.append(-1)
     if disk == _MAX16:
         (disk,) = struct.unpack_from("<I", data, pos)
-    return (
-        values[0] if fields[0] else usize,
-        values[1] if fields[1] else csize,
-        values[2] if fields[2] else offset,
-        disk,
-    )
-
-
-def _read_local(
-    fd: int,
-    offset: int,
-    raw_name: bytes,
-    method: int,
-    cd_flags: int,
-    cd_crc: int,
-    cd_csize: int,
-    cd_usize: int,
-    limit: int,
-    where: str,
-) -> tuple[int, bytes]:
-    """Check the local header at ``offset`` against the central directory; return where the data
-    starts and the local extra fields (without ZIP64)."""
-    want = _LOCAL.size + len(raw_name) + 64
-    block = os.pread(fd, want, offset)
-    if len(block) < _LOCAL.size or offset + _LOCAL.size > limit:
-        raise InvalidWheel(f"{where}: local header offset {offset} is out of range")
-    sig, _, flags, local_method, _, _, crc, csize, usize, nlen, elen = _LOCAL.unpack_from(block)
-    if sig != _LOCAL_SIG:
-        raise InvalidWheel(f"{where}: no local header at offset {offset}")
-    end = _LOCAL.size + nlen + elen
-    if end > len(block):
-        block += os.pread(fd, end - len(block), offset + len(block))
-        if end > len(block):
-            raise InvalidWheel(f"{where}: truncated local header")
-    if block[_LOCAL.size : _LOCAL.size + nlen] != raw_name:
-        raise InvalidWheel(
-            f"{where}: local header names {block[_LOCAL.size : _LOCAL.size + nlen]!r}, "
-            f"the central directory {raw_name!r}"
-        )
-    if local_method != method or (flags ^ cd_flags) & (_FLAG_ENCRYPTED | _FLAG_DESCRIPTOR):
-        raise InvalidWheel(
-            f"{where}: local header and central directory disagree on compression or flags"
-        )
-    local_extra = block[_LOCAL.size + nlen : end]
-    local_blocks = _split_extra(local_extra, where) if local_extra else []
-    if not flags & _FLAG_DESCRIPTOR:
-        zip64 = [data for tag, data in local_blocks if tag == _ZIP64_EXTRA]
-        if zip64 and (usize == _MAX32 or csize == _MAX32):
-            if len(zip64[0]) < 16:
-                raise InvalidWheel(f"{where}: local ZIP64 extra field is too short")
-            usize, csize = struct.unpack_from("<QQ", zip64[0])
-        if (crc, csize, usize) != (cd_crc, cd_csize, cd_usize):
-            raise InvalidWheel(
-                f"{where}: local header (crc {crc:08x}, {csize}/{usize} bytes) disagrees with the "
-                f"central directory (crc {cd_crc:08x}, {cd_csize}/{cd_usize} bytes)"
-            )
-    data_offset = offset + end
-    if data_offset + cd_csize > limit:
-        raise InvalidWheel(f"{where}: data runs into the central directory (truncated archive?)")
-    if any(tag == _ZIP64_EXTRA for tag, _ in local_blocks):
-        local_extra = _join_extra([b for b in local_blocks if b[0] != _ZIP64_EXTRA])
-    return data_offset, local_extra
+    return values[0], values[1], values[2], disk
 
 
 def _descriptor_length(fd: int, member: ZipMember, where: str) -> int:
@@ -433,30 +535,6 @@ def _descriptor_length(fd: int, member: ZipMember, where: str) -> int:
     raise InvalidWheel(
         f"{where}: member {member.name!r}: data descriptor disagrees with the central directory"
     )
-
-
-def _check_layout(fd: int, members: list[ZipMember], cd_offset: int, where: str) -> None:
-    """Members must tile the archive from offset 0 to the central directory: no gap can hide
-    a local header the central directory does not list, and no two members may overlap."""
-    ordered = sorted(members, key=lambda m: m.header_offset)
-    position = 0
-    for member in ordered:
-        if member.header_offset < position:
-            raise InvalidWheel(f"{where}: member {member.name!r} overlaps the member before it")
-        if member.header_offset > position:
-            raise InvalidWheel(
-                f"{where}: {member.header_offset - position} unexplained bytes at offset "
-                f"{position}, before member {member.name!r} (data the central directory does "
-                "not list)"
-            )
-        position = member.end_offset
-        if member.has_descriptor:
-            position += _descriptor_length(fd, member, where)
-    if position != cd_offset:
-        raise InvalidWheel(
-            f"{where}: {cd_offset - position} unexplained bytes at offset {position}, before the "
-            "central directory (data the central directory does not list)"
-        )
 
 
 def read_member(fd: int, member: ZipMember, where: str, limit: int) -> bytes:

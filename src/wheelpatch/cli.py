@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .config import Config, load_config
 from .digest import FileDigest
 from .errors import (
     EXIT_CONFIG,
@@ -26,13 +25,8 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
-    InvalidWheel,
-    OutputError,
     WheelpatchError,
 )
-from .plan import PatchPlan, Unchanged, plan_patch
-from .wheel import read_wheel
-from .writer import StagedWheel, stage_wheel
 
 __all__ = ["main"]
 
@@ -168,14 +162,17 @@ def _raise_open_file_limit(needed: int) -> None:
 
 
 def _patch(args: argparse.Namespace, out: TextIO) -> int:
-    config = load_config(args.config)
     _raise_open_file_limit(2 * len(args.wheels) + 64)
-    out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
-    # Hash each source in the background (one at a time) while wheels are read and planned.
+    # Hash every source in the background (one at a time) from the very start: the provenance
+    # needs it, and it then runs while the rest of wheelpatch loads and the wheels are planned.
     pool = None if args.dry_run else ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
     digests: dict[int, FileDigest] = {}
     try:
-        return _patch_all(args, config, out_dir, out, pool, digests)
+        if pool is not None:
+            for index, path in enumerate(args.wheels):
+                with contextlib.suppress(OSError):  # reading the wheel reports the problem
+                    digests[index] = FileDigest(path, pool)
+        return _patch_all(args, out, digests)
     finally:
         for digest in digests.values():
             digest.close()
@@ -183,67 +180,39 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
             pool.shutdown(wait=True)
 
 
-def _patch_all(
-    args: argparse.Namespace,
-    config: Config,
-    out_dir: Path,
-    out: TextIO,
-    pool: ThreadPoolExecutor | None,
-    digests: dict[int, FileDigest],
-) -> int:
-    plans: list[PatchPlan | Unchanged] = []
-    failures: list[tuple[Path, WheelpatchError]] = []
-    for path in args.wheels:
-        if pool is not None:
-            with contextlib.suppress(OSError):  # read_wheel reports the problem
-                digests[len(plans)] = FileDigest(path, pool)
-        try:
-            plan = plan_patch(read_wheel(path), config, strict=args.strict)
-        except WheelpatchError as exc:
-            failures.append((path, exc))
-            plan = None
-        if not isinstance(plan, PatchPlan) and len(plans) in digests:
-            digests.pop(len(plans)).close()
-        if plan is not None:
-            plans.append(plan)
-    outputs: dict[str, Path] = {}
-    for plan in plans:
-        if isinstance(plan, PatchPlan):
-            first = outputs.setdefault(plan.filename, plan.wheel.path)
-            if first != plan.wheel.path:
-                failures.append(
-                    (
-                        plan.wheel.path,
-                        InvalidWheel(
-                            f"{plan.wheel.filename}: would be written as {plan.filename}, "
-                            f"like {first.name}; patch them in separate runs"
-                        ),
-                    )
-                )
-            for warning in plan.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
-    if failures:
-        for _, failure in failures:
+def _patch_all(args: argparse.Namespace, out: TextIO, digests: dict[int, FileDigest]) -> int:
+    # Imported here, once the hashing has started.
+    from .batch import plan_batch, result_json, write_batch  # noqa: PLC0415
+    from .config import load_config  # noqa: PLC0415
+    from .plan import Unchanged  # noqa: PLC0415
+
+    config = load_config(args.config)
+    out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
+    batch = plan_batch(args.wheels, config, strict=args.strict, digests=digests)
+    for warning in batch.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if batch.failures:
+        for failure in batch.failures.values():
             _error(str(failure))
         if args.json:
-            _dump(
-                out,
-                [_plan_json(p, None, args.dry_run) for p in plans]
-                + [{"source": str(p), "status": "error", "error": str(e)} for p, e in failures],
-            )
-        return max(e.exit_code for _, e in failures)
+            report = [result_json(p, None, args.dry_run) for p in batch.plans.values()]
+            report += [
+                {"source": str(args.wheels[i]), "status": "error", "error": str(e)}
+                for i, e in batch.failures.items()
+            ]
+            _dump(out, report)
+        return max(e.exit_code for e in batch.failures.values())
     written: dict[int, Path] = {}
-    if not args.dry_run and any(isinstance(p, PatchPlan) for p in plans):
-        written = _write_all(plans, out_dir, args.force, digests)
-    report = [_plan_json(p, written.get(i), args.dry_run) for i, p in enumerate(plans)]
+    if not args.dry_run and batch.to_write:
+        written = write_batch(batch, out_dir, force=args.force, digests=digests)
     if args.json:
-        _dump(out, report)
+        _dump(out, [result_json(p, written.get(i), args.dry_run) for i, p in batch.plans.items()])
         return EXIT_OK
-    for plan, entry in zip(plans, report, strict=True):
+    for index, plan in batch.plans.items():
         if isinstance(plan, Unchanged):
             print(f"{plan.wheel.filename}: unchanged ({plan.reason})", file=out)
             continue
-        target = entry.get("output") or str(out_dir / plan.filename)
+        target = written.get(index) or out_dir / plan.filename
         verb = "would write" if args.dry_run else "->"
         print(
             f"{plan.wheel.filename} {verb} {target}: {plan.old_version} -> "
@@ -253,61 +222,6 @@ def _patch_all(
         if args.dry_run:
             out.write(plan.metadata_diff())
     return EXIT_OK
-
-
-def _write_all(
-    plans: list[PatchPlan | Unchanged],
-    out_dir: Path,
-    force: bool,
-    digests: dict[int, FileDigest],
-) -> dict[int, Path]:
-    """Stage every output, then move them all into place: a failure writes nothing."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{out_dir}: cannot create the output directory ({exc.strerror})"
-        ) from None
-    staged: dict[int, StagedWheel] = {}
-    done: dict[int, Path] = {}
-    try:
-        for index, plan in enumerate(plans):
-            if isinstance(plan, PatchPlan):
-                staged[index] = stage_wheel(
-                    plan, out_dir, force=force, digest=digests.pop(index, None)
-                )
-        for index, item in list(staged.items()):
-            done[index] = item.commit(force=force)
-            del staged[index]
-    finally:
-        for item in staged.values():
-            item.discard()
-    return done
-
-
-def _plan_json(plan: PatchPlan | Unchanged, output: Path | None, dry_run: bool) -> dict[str, Any]:
-    if isinstance(plan, Unchanged):
-        return {"source": str(plan.wheel.path), "status": "unchanged", "reason": plan.reason}
-    return {
-        "source": str(plan.wheel.path),
-        "status": "would-patch" if dry_run else "patched",
-        "output": str(output) if output else None,
-        "filename": plan.filename,
-        "old_version": str(plan.old_version),
-        "new_version": str(plan.new_version),
-        "changes": [
-            {
-                "field": c.field,
-                "action": c.action,
-                "before": c.before,
-                "after": c.after,
-                "rule": c.rule,
-            }
-            for c in plan.changes
-        ],
-        "dropped": list(plan.dropped),
-        "warnings": list(plan.warnings),
-    }
 
 
 def _dump(out: TextIO, data: object) -> None:

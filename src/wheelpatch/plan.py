@@ -112,8 +112,9 @@ class PatchPlan:
         source: Record = self.wheel.record
         rows: list[RecordRow] = []
         meta_hash, meta_size = digest_bytes(self.metadata)
+        replaced = self.replaced
         for row in source.rows:
-            if row.path in self.replaced and row.path != self.wheel.metadata_path:
+            if row.path in replaced and row.path != self.wheel.metadata_path:
                 continue
             new_path = self.rename(row.path)
             if row.path == self.wheel.metadata_path:

@@ -36,8 +36,6 @@ ALLOWED_HASHES = frozenset(
 
 _B64_LENGTHS = {name: (hashlib.new(name).digest_size * 8 + 5) // 6 for name in ALLOWED_HASHES}
 _B64 = re.compile(r"[A-Za-z0-9_-]+")
-#: Paths that need no closer look: no leading '/', no backslash, no control characters.
-_SAFE_PATH = re.compile(r"[^/\\\x00-\x1f\x7f:][^\\\x00-\x1f\x7f]*")
 
 
 def _check_path(path: str, where: str) -> None:
@@ -45,7 +43,7 @@ def _check_path(path: str, where: str) -> None:
         raise RecordError(f"{where}: path must be relative, '/'-separated and not start with './'")
     if any(part == ".." for part in path.split("/")) or (len(path) > 1 and path[1] == ":"):
         raise RecordError(f"{where}: path leaves the wheel")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+    if any(ord(c) < 0x20 or c in "\x7f\x85\u2028\u2029" for c in path):
         raise RecordError(f"{where}: path contains a control character")
 
 
@@ -81,6 +79,47 @@ class RecordRow(NamedTuple):
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
+#: A row needing no closer look: plain path, sha256 hash, size. Anything else goes through csv.
+_FAST_ROW = re.compile(
+    r"([^,\"\\\x00-\x1f\x7f\x85\u2028\u2029]+),(sha256=[A-Za-z0-9_-]{43}),([0-9]+)\r?\n?"
+)
+
+
+def _slow_row(line: str, number: int, exempt: set[str]) -> tuple[str, str, str]:
+    """Parse and check one row the fast pattern did not take (quoted, other hashes, empty)."""
+    try:
+        fields = next(csv.reader([line.rstrip("\r\n")]))
+    except csv.Error as exc:
+        raise RecordError(f"row {number} is not valid CSV ({exc})") from None
+    if line.count('"') % 2:
+        raise RecordError(f"row {number} has a quoted field that spans lines")
+    if len(fields) != 3:
+        raise RecordError(f"row {number} has {len(fields)} fields, not 3: {line.rstrip()!r}")
+    path, hash_field, size = fields
+    where = f"row {number} ({path!r})"
+    _check_path(path, where)
+    if hash_field:
+        algorithm, sep, value = hash_field.partition("=")
+        length = _B64_LENGTHS.get(algorithm)
+        if not sep or length is None:
+            raise RecordError(
+                f"{where}: hash {hash_field!r} does not use an allowed algorithm "
+                f"({', '.join(sorted(ALLOWED_HASHES))}; md5 and sha1 are forbidden)"
+            )
+        if len(value) != length or _B64.fullmatch(value) is None:
+            raise RecordError(
+                f"{where}: hash {hash_field!r} is not {length} characters of urlsafe base64 "
+                "without padding"
+            )
+        if not (size.isdigit() and size.isascii()):
+            raise RecordError(f"{where}: size {size!r} is not a whole number")
+    elif path not in exempt:
+        raise RecordError(f"{where}: has no hash (only RECORD itself may go without)")
+    elif size and not (size.isdigit() and size.isascii()):
+        raise RecordError(f"{where}: size {size!r} is not a whole number")
+    return path, hash_field, size
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     rows: tuple[RecordRow, ...]
@@ -100,54 +139,21 @@ class Record:
         rows: list[RecordRow] = []
         seen: set[str] = set()
         exempt = {record_path, record_path + ".jws", record_path + ".p7s"}
-        content = [line for line in lines if line.strip()]
-        reader = csv.reader(line.rstrip("\r\n") for line in content)
-        try:
-            parsed = list(reader)
-        except csv.Error as exc:
-            raise RecordError(f"line {reader.line_num} is not valid CSV ({exc})") from None
-        if len(parsed) != len(content):
-            raise RecordError("has a quoted field that spans lines")
-        for number, (line, fields) in enumerate(zip(content, parsed, strict=True), start=1):
-            if len(fields) != 3:
-                raise RecordError(
-                    f"row {number} has {len(fields)} fields, not 3: {line.rstrip()!r}"
-                )
-            path, hash_field, size = fields
+        fast = _FAST_ROW.fullmatch
+        for number, line in enumerate(lines, start=1):
+            match = fast(line)
+            if match is not None:  # the common row: only the path needs a closer look
+                path, hash_field, size = match.groups()
+                wrapped = "/" + path + "/"
+                if "/../" in wrapped or "/./" in wrapped or path[0] == "/" or path[1:2] == ":":
+                    _check_path(path, f"row {number} ({path!r})")
+            elif not line.strip():
+                continue
+            else:
+                path, hash_field, size = _slow_row(line, number, exempt)
             if path in seen:
                 raise RecordError(f"row {number} ({path!r}): path is listed twice")
             seen.add(path)
-            if (
-                _SAFE_PATH.fullmatch(path) is None
-                or ".." in path
-                or path[1:2] == ":"
-                or (path.startswith("./"))
-            ):
-                _check_path(path, f"row {number} ({path!r})")
-            if hash_field:
-                algorithm, sep, value = hash_field.partition("=")
-                length = _B64_LENGTHS.get(algorithm)
-                if not sep or length is None:
-                    raise RecordError(
-                        f"row {number} ({path!r}): hash {hash_field!r} does not use an allowed "
-                        f"algorithm ({', '.join(sorted(ALLOWED_HASHES))}; md5 and sha1 are "
-                        "forbidden)"
-                    )
-                if len(value) != length or _B64.fullmatch(value) is None:
-                    raise RecordError(
-                        f"row {number} ({path!r}): hash {hash_field!r} is not {length} characters "
-                        "of urlsafe base64 without padding"
-                    )
-                if not (size.isdigit() and size.isascii()):
-                    raise RecordError(
-                        f"row {number} ({path!r}): size {size!r} is not a whole number"
-                    )
-            elif path not in exempt:
-                raise RecordError(
-                    f"row {number} ({path!r}): has no hash (only RECORD itself may go without)"
-                )
-            elif size and not (size.isdigit() and size.isascii()):
-                raise RecordError(f"row {number} ({path!r}): size {size!r} is not a whole number")
             rows.append(RecordRow(path=path, hash=hash_field, size=size, line=line))
         newline = "\r\n" if rows and rows[0].line.endswith("\r\n") else "\n"
         return cls(rows=tuple(rows), newline=newline)

@@ -7,6 +7,7 @@ the writer copies it. Every refusal names the wheel and the member or field conc
 from __future__ import annotations
 
 import os
+import re
 import stat
 import unicodedata
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from .archive import Archive, ZipMember, read_archive, read_member
 from .errors import InvalidWheel
-from .metadata import MetadataDocument, MetadataError, find_line_break
+from .metadata import MetadataDocument, MetadataError
 from .record import Record, RecordError
 
 __all__ = ["DATA_SCHEMES", "METADATA_CAP", "RECORD_CAP", "SourceWheel", "read_wheel"]
@@ -36,6 +37,8 @@ METADATA_CAP = 16 << 20
 RECORD_CAP = 64 << 20
 WHEEL_CAP = 1 << 20
 _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
+#: Control characters (tab included) and Unicode line breaks, none of which a member name needs.
+_NAME_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 _NOT_IN_WHEELS = ("INSTALLER", "REQUESTED", "direct_url.json")
 
 
@@ -87,29 +90,36 @@ def _split_dir(stem: str) -> tuple[str, str] | None:
 
 def _check_name(member: ZipMember, where: str) -> None:
     name = member.name
-    path = name[:-1] if member.is_dir else name
-    problem = None
-    if not path:
-        problem = "is empty"
-    elif path.startswith("/") or (len(path) > 1 and path[1] == ":") or path.startswith("//"):
-        problem = "is absolute"
-    elif "\\" in path:
-        problem = "contains a backslash"
-    elif any(part in ("", ".", "..") for part in path.split("/")):
-        problem = "has an empty, '.' or '..' component"
-    elif find_line_break(path.replace("\t", "\x00")) is not None:
-        problem = "contains a control character"
-    if problem is None and member.version_made_by >> 8 == 3:
-        mode = member.external_attr >> 16
-        kind = stat.S_IFMT(mode)
-        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+    path = name[:-1] if name[-1:] == "/" else name
+    wrapped = "/" + path + "/"
+    if (
+        "//" in wrapped
+        or "/./" in wrapped
+        or "/../" in wrapped
+        or "\\" in path
+        or path[1:2] == ":"
+        or _NAME_CONTROL.search(path) is not None
+    ):
+        raise InvalidWheel(f"{where}: member {name!r} {_name_problem(path)}")
+    if member.version_made_by >> 8 == 3:  # made on Unix: the high bits are a st_mode
+        kind = stat.S_IFMT(member.external_attr >> 16)
+        if kind and kind != stat.S_IFREG and kind != stat.S_IFDIR:
             problem = (
-                "is a symlink or other special file"
-                if kind == stat.S_IFLNK
-                else ("is a special file, not a regular file")
+                "is a symlink" if kind == stat.S_IFLNK else "is a special file, not a regular file"
             )
-    if problem is not None:
-        raise InvalidWheel(f"{where}: member {name!r} {problem}")
+            raise InvalidWheel(f"{where}: member {name!r} {problem}")
+
+
+def _name_problem(path: str) -> str:
+    if not path:
+        return "is empty"
+    if path.startswith("/") or path[1:2] == ":":
+        return "is absolute"
+    if "\\" in path:
+        return "contains a backslash"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return "has an empty, '.' or '..' component"
+    return "contains a control character"
 
 
 def read_wheel(path: Path) -> SourceWheel:

@@ -1,0 +1,120 @@
+"""Patching many wheels as one transaction: plan every wheel, write every output, then move them
+all into place. A wheel that cannot be patched means nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .digest import FileDigest
+from .errors import InvalidWheel, OutputError, WheelpatchError
+from .plan import PatchPlan, Unchanged, plan_patch
+from .wheel import read_wheel
+from .writer import StagedWheel, stage_wheel
+
+__all__ = ["Batch", "plan_batch", "result_json", "write_batch"]
+
+
+@dataclass(slots=True)
+class Batch:
+    """What each wheel (by its position in the input) would become, and what went wrong."""
+
+    plans: dict[int, PatchPlan | Unchanged] = field(default_factory=dict)
+    failures: dict[int, WheelpatchError] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for p in self.plans.values() if isinstance(p, PatchPlan) for w in p.warnings]
+
+    @property
+    def to_write(self) -> dict[int, PatchPlan]:
+        return {i: p for i, p in self.plans.items() if isinstance(p, PatchPlan)}
+
+
+def plan_batch(
+    paths: Iterable[Path],
+    config: Config,
+    *,
+    strict: bool = False,
+    digests: MutableMapping[int, FileDigest] | None = None,
+) -> Batch:
+    """Read and plan every wheel; the hashes of wheels that will not be written are stopped."""
+    batch = Batch()
+    outputs: dict[str, Path] = {}
+    for index, path in enumerate(paths):
+        try:
+            plan = plan_patch(read_wheel(path), config, strict=strict)
+        except WheelpatchError as exc:
+            batch.failures[index] = exc
+            continue
+        batch.plans[index] = plan
+        if isinstance(plan, PatchPlan):
+            first = outputs.setdefault(plan.filename, plan.wheel.path)
+            if first != plan.wheel.path:
+                batch.failures[index] = InvalidWheel(
+                    f"{plan.wheel.filename}: would be written as {plan.filename}, like "
+                    f"{first.name}; patch them in separate runs"
+                )
+    if digests is not None:
+        for index in list(digests):
+            if index not in batch.to_write:
+                digests.pop(index).close()
+    return batch
+
+
+def write_batch(
+    batch: Batch,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    digests: MutableMapping[int, FileDigest] | None = None,
+) -> dict[int, Path]:
+    """Stage every output, then move them all into place."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{out_dir}: cannot create the output directory ({exc.strerror})"
+        ) from None
+    staged: dict[int, StagedWheel] = {}
+    done: dict[int, Path] = {}
+    digests = digests if digests is not None else {}
+    try:
+        for index, plan in batch.to_write.items():
+            staged[index] = stage_wheel(plan, out_dir, force=force, digest=digests.pop(index, None))
+        for index, item in list(staged.items()):
+            done[index] = item.commit(force=force)
+            del staged[index]
+    finally:
+        for item in staged.values():
+            item.discard()
+    return done
+
+
+def result_json(plan: PatchPlan | Unchanged, output: Path | None, dry_run: bool) -> dict[str, Any]:
+    """One wheel's outcome as the ``--json`` reports print it."""
+    if isinstance(plan, Unchanged):
+        return {"source": str(plan.wheel.path), "status": "unchanged", "reason": plan.reason}
+    return {
+        "source": str(plan.wheel.path),
+        "status": "would-patch" if dry_run else "patched",
+        "output": str(output) if output else None,
+        "filename": plan.filename,
+        "old_version": str(plan.old_version),
+        "new_version": str(plan.new_version),
+        "changes": [
+            {
+                "field": c.field,
+                "action": c.action,
+                "before": c.before,
+                "after": c.after,
+                "rule": c.rule,
+            }
+            for c in plan.changes
+        ],
+        "dropped": list(plan.dropped),
+        "warnings": list(plan.warnings),
+    }
