@@ -82,6 +82,9 @@ class ZipMember(NamedTuple):
     #: Local header extra fields without the ZIP64 block.
     local_extra: bytes
     comment: bytes
+    #: The central directory entry as read, when it has no ZIP64 block: a copy of the member
+    #: reuses it with only the offset changed.
+    central: bytes = b""
 
     @property
     def is_dir(self) -> bool:
@@ -268,6 +271,7 @@ class _Central(NamedTuple):
     external_attr: int
     extra: bytes
     comment: bytes
+    central: bytes
 
 
 def _member_where(where: str, name: str) -> str:
@@ -314,6 +318,7 @@ def _parse_central(
         name = _decode_name(raw_name, flags, where)
         extra = cd[name_end : name_end + elen]
         comment = cd[name_end + elen : end] if clen else b""
+        central = cd[pos:end]
         pos = end
         if extra:
             blocks = _split_extra(extra, _member_where(where, name))
@@ -325,6 +330,7 @@ def _parse_central(
                     zip64[0], usize, csize, offset, disk, _member_where(where, name)
                 )
                 extra = _join_extra([b for b in blocks if b[0] != _ZIP64_EXTRA])
+                central = b""
             elif _MAX32 in (usize, csize, offset):
                 raise InvalidWheel(
                     f"{_member_where(where, name)}: sizes need a ZIP64 extra field that is missing"
@@ -372,6 +378,7 @@ def _parse_central(
                 eattr,
                 extra,
                 comment,
+                central,
             )
         )
     if pos != len(cd):
@@ -491,6 +498,7 @@ def _read_locals(
             entry.extra,
             local_extra,
             entry.comment,
+            entry.central,
         )
         members[index] = member
         position = data_offset + entry.compress_size
@@ -672,9 +680,15 @@ class ArchiveWriter:
             else:
                 self._flush()
                 self._pending = (src, member.header_offset, member.end_offset)
-            self._central.append(self._central_entry(member, member.name, offset))
+            if member.central and offset < _MAX32:
+                central = member.central
+                self._central.append(central[:42] + struct.pack("<I", offset) + central[46:])
+            else:
+                self._central.append(self._central_entry(member, member.name, offset))
             return
-        target = member._replace(name=name or member.name, flags=member.flags & ~_FLAG_DESCRIPTOR)
+        target = member._replace(
+            name=name or member.name, flags=member.flags & ~_FLAG_DESCRIPTOR, central=b""
+        )
         self._write(self._local_header(target))
         self._pending = (src, member.data_offset, member.end_offset)
         self._central.append(self._central_entry(target, target.name, offset))
@@ -694,6 +708,7 @@ class ArchiveWriter:
             compress_size=len(payload),
             file_size=len(data),
             comment=b"",
+            central=b"",
         )
         offset = self._offset
         self._write(self._local_header(member))

@@ -39,6 +39,8 @@ WHEEL_CAP = 1 << 20
 _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 #: Control characters (tab included) and Unicode line breaks, none of which a member name needs.
 _NAME_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+#: Over all names joined by newlines: an absolute, drive, empty, '.' or '..' path, a backslash.
+_BAD_NAME = re.compile(r"\n/|\n[^/\n]:|//|/\.{1,2}(?:/|\n)|\n\.{1,2}(?:/|\n)|\n\n|\\")
 _NOT_IN_WHEELS = ("INSTALLER", "REQUESTED", "direct_url.json")
 
 
@@ -110,6 +112,37 @@ def _check_name(member: ZipMember, where: str) -> None:
             raise InvalidWheel(f"{where}: member {name!r} {problem}")
 
 
+def _check_names(archive: Archive, where: str) -> None:
+    """Every member name is safe, and no two collide once case and Unicode form are folded.
+
+    The common case (every name fine) is decided on all names at once; a name that fails is
+    then found and named one by one."""
+    names = [m.name for m in archive.members]
+    joined = "\n" + "\n".join(names) + "\n"
+    unix_modes = [
+        m.external_attr >> 16 & 0o170000 for m in archive.members if m.version_made_by >> 8 == 3
+    ]
+    if (
+        joined.count("\n") != len(names) + 1  # a name with a newline of its own
+        or _NAME_CONTROL.search(joined.replace("\n", "/")) is not None
+        or _BAD_NAME.search(joined) is not None
+        or not set(unix_modes) <= {0, stat.S_IFREG, stat.S_IFDIR}
+    ):
+        for member in archive.members:
+            _check_name(member, where)
+    # Control characters are gone, so folding the joined text folds each name on its own.
+    folded = unicodedata.normalize("NFC", "\n".join(names)).casefold().split("\n")
+    if len(set(folded)) != len(folded):
+        seen: dict[str, str] = {}
+        for name, key in zip(names, folded, strict=True):
+            if key in seen:
+                raise InvalidWheel(
+                    f"{where}: members {seen[key]!r} and {name!r} collide on case-insensitive "
+                    "file systems"
+                )
+            seen[key] = name
+
+
 def _name_problem(path: str) -> str:
     if not path:
         return "is empty"
@@ -154,18 +187,8 @@ def _read(
     info: os.stat_result,
 ) -> SourceWheel:
     where = path.name
-    folded: dict[str, str] = {}
-    tops: set[str] = set()
-    for member in archive.members:
-        _check_name(member, where)
-        key = unicodedata.normalize("NFC", member.name).casefold()
-        if key in folded and folded[key] != member.name:
-            raise InvalidWheel(
-                f"{where}: members {folded[key]!r} and {member.name!r} collide on "
-                "case-insensitive file systems"
-            )
-        folded[key] = member.name
-        tops.add(member.name.split("/", 1)[0])
+    _check_names(archive, where)
+    tops = {member.name.split("/", 1)[0] for member in archive.members}
     dist_infos = sorted(t for t in tops if t.endswith(".dist-info"))
     if len(dist_infos) != 1:
         found = ", ".join(repr(d) for d in dist_infos) or "none"
@@ -296,16 +319,19 @@ def _check_wheel_file(data: bytes, where: str) -> None:
 def _check_coverage(archive: Archive, record: Record, dist_info: str, where: str) -> None:
     rows = record.by_path()
     record_path = f"{dist_info}/RECORD"
-    files = {m.name: m for m in archive.members if not m.is_dir}
+    files = {m.name: m for m in archive.members if m.name[-1:] != "/"}
     exempt = {record_path, *(f"{dist_info}/{s}" for s in _SIGNATURES)}
-    for member in archive.members:
-        if not member.is_dir and member.name not in rows and member.name not in exempt:
-            raise InvalidWheel(f"{where}: member {member.name!r} is not listed in RECORD")
+    if not files.keys() - exempt <= rows.keys():
+        for member_name in files:
+            if member_name not in rows and member_name not in exempt:
+                raise InvalidWheel(f"{where}: member {member_name!r} is not listed in RECORD")
+    if not rows.keys() <= files.keys():
+        for path in rows:
+            if path not in files:
+                raise InvalidWheel(f"{where}: RECORD lists {path!r}, which is not in the wheel")
     for path, row in rows.items():
-        listed = files.get(path)
-        if listed is None:
-            raise InvalidWheel(f"{where}: RECORD lists {path!r}, which is not in the wheel")
-        if row.size and int(row.size) != listed.file_size:
+        if row.size and int(row.size) != files[path].file_size:
             raise InvalidWheel(
-                f"{where}: RECORD gives {path!r} {row.size} bytes, the archive {listed.file_size}"
+                f"{where}: RECORD gives {path!r} {row.size} bytes, the archive "
+                f"{files[path].file_size}"
             )
