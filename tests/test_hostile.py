@@ -478,6 +478,14 @@ ZIP_CASES = [
 # --- wheel rules ----------------------------------------------------------------------------
 
 
+def impossible_ratio() -> bytes:
+    """A tiny deflate stream declaring 64 MiB, consistently in both headers and RECORD."""
+    name = "demo/huge.py"
+    entries = base(files={**FILES, name: b"x" * 100})
+    entries = edit_record(entries, r"(?<=^demo/huge\.py,)([^,]+),\d+$", rf"\1,{64 * MIB}")
+    return build_zip(change(entries, name, file_size=64 * MIB))
+
+
 def big_metadata() -> bytes:
     """METADATA of 16 MiB + 1 byte (a body of spaces), stored so the archive is quick to write."""
     head = META_TEXT.encode()
@@ -630,6 +638,11 @@ WHEEL_CASES = [
         big_metadata,
         f"member '{METADATA}' is {16 * MIB + 1} bytes, over the {16 * MIB} byte cap",
         id="metadata-over-cap",
+    ),
+    pytest.param(
+        impossible_ratio,
+        "member 'demo/huge.py': declares 67108864 bytes from",
+        id="impossible-compression-ratio",
     ),
     pytest.param(
         metadata_bomb,

@@ -22,6 +22,8 @@ from .errors import InvalidWheel
 
 __all__ = [
     "DEFLATED",
+    "MAX_RATIO",
+    "MAX_TOTAL_SIZE",
     "STORED",
     "Archive",
     "ArchiveWriter",
@@ -52,6 +54,10 @@ _FLAG_ENCRYPTED = 0x0001
 _FLAG_DESCRIPTOR = 0x0008
 _FLAG_UTF8 = 0x0800
 _CHUNK = 1 << 20
+#: Deflate cannot expand more than about 1032:1; a member declaring more is lying.
+MAX_RATIO = 1100
+#: All members together may declare at most this much uncompressed data.
+MAX_TOTAL_SIZE = 64 << 30
 #: How much of the file one read of local headers covers.
 _WINDOW = 256 << 10
 
@@ -249,6 +255,12 @@ def read_archive(fd: int, where: str) -> Archive:
         raise InvalidWheel(f"{where}: central directory of {cd_size} bytes is over the 256 MiB cap")
     cd = os.pread(fd, cd_size, cd_offset)
     members = _parse_central(fd, cd, count, cd_offset, where)
+    total = sum(m.file_size for m in members)
+    if total > MAX_TOTAL_SIZE:
+        raise InvalidWheel(
+            f"{where}: members declare {total} bytes uncompressed, over the "
+            f"{MAX_TOTAL_SIZE >> 30} GiB cap"
+        )
     return Archive(members=members, comment=comment, size=size)
 
 
@@ -356,6 +368,11 @@ def _parse_central(
             raise InvalidWheel(
                 f"{_member_where(where, name)}: stored member with compressed size {csize} != "
                 f"size {usize}"
+            )
+        if method == DEFLATED and usize > csize * MAX_RATIO + 4096:
+            raise InvalidWheel(
+                f"{_member_where(where, name)}: declares {usize} bytes from {csize} compressed, "
+                f"more than deflate can produce (a zip bomb's lie; the cap is {MAX_RATIO}:1)"
             )
         if name in seen:
             raise InvalidWheel(f"{_member_where(where, name)}: duplicate name in the archive")

@@ -77,7 +77,8 @@ def edit_requirements(override: Override, requirements: Sequence[str]) -> Requir
         try:
             requirement = Requirement(text)
         except InvalidRequirement as exc:
-            raise ValueError(f"requirement {text!r} is not valid ({exc})") from None
+            reason = (str(exc).splitlines() or ["invalid"])[0]  # packaging adds a caret diagram
+            raise ValueError(f"requirement {text!r} is not valid ({reason})") from None
         name = canonicalize_name(requirement.name)
         removed = next((p for p in override.remove if p.matches(name)), None)
         if removed is not None:
