@@ -292,3 +292,22 @@ def test_two_wheels_with_the_same_output_name_write_nothing(
         "patch them in separate runs\n"
     )
     assert not (project / "wheelhouse").exists()
+
+
+def test_patch_verify_checks_member_data(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "pyproject.toml"
+    config.write_text('[tool.wheelpatch]\nlocal-version = "v1"\n[tool.wheelpatch.overrides.demo]\n')
+    wheel = build_wheel(tmp_path, WheelSpec(compression=zipfile.ZIP_STORED))
+    data = bytearray(wheel.read_bytes())
+    data[data.index(b"VALUE = 1")] = ord("W")
+    wheel.write_bytes(bytes(data))
+    # Without --verify the member is copied as it is (its CRC is not read)...
+    plain = cli("patch", "--config", config, "-o", tmp_path / "plain", wheel)
+    assert plain.code == 0, plain.err
+    # ...with it, the broken member is named and nothing is written.
+    checked = cli("patch", "--verify", "--config", config, "-o", tmp_path / "checked", wheel)
+    assert checked.code == 1
+    assert checked.err.startswith(
+        "error: demo-1.0-py3-none-any.whl: member 'demo/__init__.py': CRC-32 "
+    )
+    assert not (tmp_path / "checked").exists()

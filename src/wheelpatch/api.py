@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .batch import check_members
 from .config import Config
 from .plan import PatchPlan, Unchanged, plan_patch
 from .wheel import read_wheel
@@ -24,10 +25,15 @@ def patch_wheel(
     *,
     force: bool = False,
     strict: bool = False,
+    verify: bool = False,
 ) -> Path | None:
     """Patch ``src`` into ``out_dir``; return the new wheel's path, or ``None`` when no override
-    applies to it (the wheel is then left as it is and nothing is written)."""
+    applies to it (the wheel is then left as it is and nothing is written).
+
+    ``verify`` checks every member's CRC-32, size and RECORD hash before writing."""
     plan = plan_wheel(src, config, strict=strict)
     if isinstance(plan, Unchanged):
         return None
+    if verify:
+        check_members(plan.wheel)
     return write_wheel(plan, Path(out_dir), force=force)

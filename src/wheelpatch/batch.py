@@ -12,10 +12,11 @@ from .config import Config
 from .digest import FileDigest
 from .errors import InvalidWheel, OutputError, WheelpatchError
 from .plan import PatchPlan, Unchanged, plan_patch
-from .wheel import read_wheel
+from .verify import verify_members
+from .wheel import SourceWheel, read_wheel
 from .writer import StagedWheel, stage_wheel
 
-__all__ = ["Batch", "plan_batch", "result_json", "write_batch"]
+__all__ = ["Batch", "check_members", "plan_batch", "result_json", "write_batch"]
 
 
 @dataclass(slots=True)
@@ -39,14 +40,20 @@ def plan_batch(
     config: Config,
     *,
     strict: bool = False,
+    verify: bool = False,
     digests: MutableMapping[int, FileDigest] | None = None,
 ) -> Batch:
-    """Read and plan every wheel; the hashes of wheels that will not be written are stopped."""
+    """Read and plan every wheel; the hashes of wheels that will not be written are stopped.
+
+    With ``verify``, every member of a wheel to be patched is decompressed and checked first
+    (copying raw compressed bytes checks no CRC)."""
     batch = Batch()
     outputs: dict[str, Path] = {}
     for index, path in enumerate(paths):
         try:
             plan = plan_patch(read_wheel(path), config, strict=strict)
+            if verify and isinstance(plan, PatchPlan):
+                check_members(plan.wheel)
         except WheelpatchError as exc:
             batch.failures[index] = exc
             continue
@@ -63,6 +70,13 @@ def plan_batch(
             if index not in batch.to_write:
                 digests.pop(index).close()
     return batch
+
+
+def check_members(wheel: SourceWheel) -> None:
+    """Raise :class:`InvalidWheel` naming every member whose data is not what it claims."""
+    problems = verify_members(wheel)
+    if problems:
+        raise InvalidWheel("; ".join(problems))
 
 
 def write_batch(

@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="an override entry that matches nothing is an error, not a warning",
     )
+    patch.add_argument(
+        "--verify",
+        action="store_true",
+        help="before writing, decompress every member and check its CRC-32, size and RECORD "
+        "hash (by default only the structure and RECORD coverage are checked, since members "
+        "are copied without being decompressed)",
+    )
     patch.add_argument("--json", action="store_true", help="print a JSON report on stdout")
 
     show = commands.add_parser(
@@ -198,7 +205,7 @@ def _patch_all(args: argparse.Namespace, out: TextIO, digests: dict[int, FileDig
 
     config = load_config(args.config)
     out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
-    batch = plan_batch(args.wheels, config, strict=args.strict, digests=digests)
+    batch = plan_batch(args.wheels, config, strict=args.strict, verify=args.verify, digests=digests)
     for warning in batch.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if batch.failures:

@@ -16,9 +16,9 @@ from typing import Any
 from .archive import ZipMember, iter_member_data
 from .errors import InvalidWheel
 from .record import RecordRow
-from .wheel import read_wheel
+from .wheel import SourceWheel, read_wheel
 
-__all__ = ["VerifyReport", "verify_wheel"]
+__all__ = ["VerifyReport", "verify_members", "verify_wheel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +53,12 @@ def _check_member(fd: int, member: ZipMember, row: RecordRow | None, where: str)
     return None
 
 
-def verify_wheel(path: Path, *, workers: int | None = None) -> VerifyReport:
-    """Check ``path`` completely; every problem found is in the report, none is raised."""
-    where = path.name
-    try:
-        wheel = read_wheel(path)
-    except InvalidWheel as exc:
-        return VerifyReport(where, 0, (str(exc),))
+def verify_members(wheel: SourceWheel, *, workers: int | None = None) -> tuple[str, ...]:
+    """Decompress every member of a wheel already read: each CRC-32, size and RECORD hash."""
+    where = wheel.filename
     rows = wheel.record.by_path()
     files = [m for m in wheel.archive.members if not m.is_dir]
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(wheel.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         # Largest first, so one big member does not finish alone at the end.
         order = sorted(files, key=lambda m: m.compress_size, reverse=True)
@@ -71,5 +67,14 @@ def verify_wheel(path: Path, *, workers: int | None = None) -> VerifyReport:
             results = dict(zip((m.name for m in order), checked, strict=True))
     finally:
         os.close(fd)
-    problems = tuple(p for m in files if (p := results[m.name]) is not None)
-    return VerifyReport(where, len(files), problems)
+    return tuple(p for m in files if (p := results[m.name]) is not None)
+
+
+def verify_wheel(path: Path, *, workers: int | None = None) -> VerifyReport:
+    """Check ``path`` completely; every problem found is in the report, none is raised."""
+    try:
+        wheel = read_wheel(path)
+    except InvalidWheel as exc:
+        return VerifyReport(path.name, 0, (str(exc),))
+    files = sum(1 for m in wheel.archive.members if not m.is_dir)
+    return VerifyReport(path.name, files, verify_members(wheel, workers=workers))
