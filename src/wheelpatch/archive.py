@@ -573,35 +573,38 @@ def read_member(fd: int, member: ZipMember, where: str, limit: int) -> bytes:
 
 
 def iter_member_data(fd: int, member: ZipMember, where: str) -> Iterator[bytes]:
-    """Yield a member's uncompressed bytes in chunks; the CRC and size are checked at the end."""
+    """Yield a member's uncompressed bytes in pieces of at most 1 MiB; the size and CRC are
+    checked as it goes and at the end. Memory stays bounded whatever the member declares."""
     inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
     crc = 0
     produced = 0
     pos = member.data_offset
     end = member.end_offset
+    limit = member.file_size
     try:
         while pos < end:
             raw = os.pread(fd, min(_CHUNK, end - pos), pos)
             if not raw:
                 raise InvalidWheel(f"{where}: member {member.name!r} is truncated")
             pos += len(raw)
-            if inflater is None:
-                chunk = raw
-            else:
-                # Bound the output so a small bomb cannot allocate more than the declared size.
-                chunk = inflater.decompress(raw, member.file_size - produced + 1)
-                while inflater.unconsumed_tail and len(chunk) <= member.file_size - produced:
-                    chunk += inflater.decompress(
-                        inflater.unconsumed_tail, member.file_size - produced - len(chunk) + 1
+            while raw:
+                if inflater is None:
+                    piece, raw = raw, b""
+                else:
+                    # One byte past what is declared is enough to know it lies.
+                    piece = inflater.decompress(raw, min(_CHUNK, limit - produced + 1))
+                    raw = inflater.unconsumed_tail
+                produced += len(piece)
+                if produced > limit:
+                    raise InvalidWheel(
+                        f"{where}: member {member.name!r} inflates past its declared size "
+                        f"{member.file_size}"
                     )
-            produced += len(chunk)
-            if produced > member.file_size:
-                raise InvalidWheel(
-                    f"{where}: member {member.name!r} inflates past its declared size "
-                    f"{member.file_size}"
-                )
-            crc = zlib.crc32(chunk, crc)
-            yield chunk
+                crc = zlib.crc32(piece, crc)
+                if piece:
+                    yield piece
+                elif raw and inflater is not None and inflater.eof:
+                    break  # data after the end of the deflate stream: sizes will disagree
         if inflater is not None:
             tail = inflater.flush()
             produced += len(tail)
