@@ -119,16 +119,7 @@ def result_json(plan: PatchPlan | Unchanged, output: Path | None, dry_run: bool)
         "filename": plan.filename,
         "old_version": str(plan.old_version),
         "new_version": str(plan.new_version),
-        "changes": [
-            {
-                "field": c.field,
-                "action": c.action,
-                "before": c.before,
-                "after": c.after,
-                "rule": c.rule,
-            }
-            for c in plan.changes
-        ],
+        "changes": [c.as_json() for c in plan.changes],
         "dropped": list(plan.dropped),
         "warnings": list(plan.warnings),
     }

@@ -37,6 +37,16 @@ class Change:
     after: str | None
     rule: str | None
 
+    def as_json(self) -> dict[str, str | None]:
+        """The change as the provenance file and ``--json`` reports write it."""
+        return {
+            "field": self.field,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "rule": self.rule,
+        }
+
     def describe(self) -> str:
         if self.action == "add":
             return f"+{self.field} {self.after}"

@@ -48,16 +48,7 @@ def provenance_document(
         "project": plan.wheel.name,
         "version": {"before": str(plan.old_version), "after": str(plan.new_version)},
         "filename": plan.filename,
-        "changes": [
-            {
-                "field": c.field,
-                "action": c.action,
-                "before": c.before,
-                "after": c.after,
-                "rule": c.rule,
-            }
-            for c in plan.changes
-        ],
+        "changes": [c.as_json() for c in plan.changes],
         "config": {
             "path": plan.config_path,
             "override": plan.override.key,
