@@ -7,6 +7,7 @@ repository holding the configuration file here, so everything downstream sees fi
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -247,19 +248,8 @@ def _finish(override: Override, raw: Mapping[str, Any], label: str | None) -> Ov
         separators=(",", ":"),
         default=str,
     )
-    return Override(
-        project=override.project,
-        key=override.key,
-        versions=override.versions,
-        remove=override.remove,
-        add=override.add,
-        replace=override.replace,
-        relax=override.relax,
-        requires_python=override.requires_python,
-        label=label,
-        label_key=override.label_key,
-        label_mode=override.label_mode,
-        digest="sha256:" + hashlib.sha256(payload.encode()).hexdigest(),
+    return dataclasses.replace(
+        override, label=label, digest="sha256:" + hashlib.sha256(payload.encode()).hexdigest()
     )
 
 
