@@ -14,9 +14,11 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_OUTPUT",
+    "EXIT_RESOLUTION",
     "ConfigError",
     "InvalidWheel",
     "OutputError",
+    "ResolutionError",
     "WheelpatchError",
 ]
 
@@ -27,6 +29,8 @@ EXIT_INPUT = 1
 EXIT_CONFIG = 2
 #: The output could not be written (exists without ``--force``, disk full, read-only, ...).
 EXIT_OUTPUT = 3
+#: ``wheelpatch-install``: pip could not resolve or fetch the requirements.
+EXIT_RESOLUTION = 4
 #: Interrupted by Ctrl-C (128 + SIGINT), after cleaning up.
 EXIT_INTERRUPTED = 130
 
@@ -57,3 +61,9 @@ class OutputError(WheelpatchError, OSError):
     """The output could not be written where it was asked to go."""
 
     exit_code = EXIT_OUTPUT
+
+
+class ResolutionError(WheelpatchError):
+    """pip could not resolve or download what ``wheelpatch-install`` was asked to install."""
+
+    exit_code = EXIT_RESOLUTION

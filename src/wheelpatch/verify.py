@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from .errors import InvalidWheel
 from .record import RecordRow
 from .wheel import SourceWheel, read_wheel
 
-__all__ = ["VerifyReport", "verify_members", "verify_wheel"]
+__all__ = ["VerifyReport", "member_pieces", "verify_members", "verify_wheel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +48,22 @@ _SMALL = 1 << 20
 def _check_member(fd: int, member: ZipMember, row: RecordRow | None, where: str) -> str | None:
     digest = hashlib.new(row.algorithm) if row is not None and row.hash else None
     try:
-        if member.compress_size <= _SMALL and member.file_size <= _SMALL:
-            # Small members, most of a wheel: one read, one inflate, no generator.
-            data = _small_member_data(fd, member, where)
+        for chunk in member_pieces(fd, member, where):
             if digest is not None:
-                digest.update(data)
-        else:
-            for chunk in iter_member_data(fd, member, where):
-                if digest is not None:
-                    digest.update(chunk)
+                digest.update(chunk)
     except InvalidWheel as exc:
         return str(exc)
     if row is not None and digest is not None and digest.digest() != row.digest:
         return f"{where}: member {member.name!r} does not match its RECORD hash"
     return None
+
+
+def member_pieces(fd: int, member: ZipMember, where: str) -> Iterable[bytes]:
+    """A member's uncompressed bytes, checked like :func:`iter_member_data` does: in one piece for
+    small members (most of a wheel: one read, one inflate, no generator), else in bounded pieces."""
+    if member.compress_size <= _SMALL and member.file_size <= _SMALL:
+        return (_small_member_data(fd, member, where),)
+    return iter_member_data(fd, member, where)
 
 
 def _small_member_data(fd: int, member: ZipMember, where: str) -> bytes:

@@ -1,0 +1,295 @@
+"""An installer destination that writes members on worker threads and can undo everything.
+
+installer hands over one file at a time. Members of a :class:`~wheelpatch.source.MemberStream`
+are queued and written by a thread pool (zlib, hashlib and file writes release the GIL, so
+extraction uses every core); their RECORD entries are filled in when written, and
+:meth:`ParallelDestination.finalize_installation` waits for all of them before RECORD is written.
+
+Every file and directory created is journaled, so :meth:`ParallelDestination.rollback` removes
+exactly what this install added. A file already in the way (one of another distribution) is moved
+to the stash rather than overwritten, so a rollback puts it back.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import contextlib
+import hashlib
+import io
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from installer.destinations import SchemeDictionaryDestination
+from installer.records import Hash, RecordEntry
+from installer.utils import Scheme, copyfileobj_with_hashing
+
+from .errors import InvalidWheel
+from .source import MemberStream, check_digest
+from .stash import Stash
+from .verify import member_pieces
+
+__all__ = ["ParallelDestination"]
+
+#: Queue small members in batches of about this much compressed data (or this many files), so
+#: scheduling costs little per file.
+_BATCH_BYTES = 4 << 20
+_BATCH_FILES = 64
+
+Progress = Callable[[int], None]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@dataclass
+class ParallelDestination(SchemeDictionaryDestination):
+    """installer's scheme destination, parallel, journaled and contained."""
+
+    stash: Stash | None = None
+    #: Name used in error messages (the wheel's file name).
+    where: str = ""
+    workers: int = 0
+    #: Compile bytecode with the target interpreter (in parallel) before RECORD is written.
+    compile_bytecode: bool = False
+    cache_tag: str | None = None
+    #: Called with the uncompressed size of each member once it is written.
+    progress: Progress | None = None
+    created_files: list[Path] = field(default_factory=list)
+    created_dirs: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._mode = 0o666 & ~_umask()
+        self._exec_mode = self._mode | 0o111 | ((self._mode & 0o444) >> 2)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.workers or max(2, os.cpu_count() or 1),
+            thread_name_prefix="wheelpatch-install",
+        )
+        self._futures: list[concurrent.futures.Future[None]] = []
+        self._batch: list[tuple[RecordEntry, Path, MemberStream, bool]] = []
+        self._batch_bytes = 0
+        self._checked_dirs: set[Path] = set()
+        self._roots = {
+            scheme: Path(os.path.realpath(path)) for scheme, path in self.scheme_dict.items()
+        }
+        self._lock = threading.Lock()
+
+    # -- where files go ------------------------------------------------------------------------
+
+    def _target(self, scheme: Scheme, path: str) -> Path:
+        try:
+            target = self._path_with_destdir(scheme, path)
+        except ValueError:
+            raise InvalidWheel(
+                f"{self.where}: {path!r} would be written outside the {scheme} directory"
+            ) from None
+        self._prepare_parent(scheme, target.parent, path)
+        if os.path.lexists(target):
+            if target.is_dir() and not target.is_symlink():
+                raise InvalidWheel(f"{self.where}: {path!r} would replace the directory {target}")
+            if self.stash is None:
+                raise FileExistsError(f"File already exists: {target}")
+            self.stash.put(target)
+        return target
+
+    def _prepare_parent(self, scheme: Scheme, parent: Path, path: str) -> None:
+        """Create the missing directories above a file, journaled, and refuse a parent that
+        resolves (through a symlink already on disk) outside the scheme's directory."""
+        if parent in self._checked_dirs:
+            return
+        missing = []
+        existing = parent
+        while not existing.exists():
+            missing.append(existing)
+            existing = existing.parent
+        real = Path(os.path.realpath(existing))
+        root = self._roots[scheme]
+        if real != root and root not in real.parents:
+            raise InvalidWheel(
+                f"{self.where}: {path!r} would be written through {existing}, which leads "
+                f"outside the {scheme} directory"
+            )
+        for directory in reversed(missing):
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                continue
+            self.created_dirs.append(directory)
+        self._checked_dirs.add(parent)
+
+    def _create(self, target: Path, executable: bool) -> int:
+        self.created_files.append(target)  # journaled first: a rollback may find it absent
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(target, flags | getattr(os, "O_BINARY", 0), 0o666)
+        if executable:
+            os.fchmod(fd, self._exec_mode)
+        return fd
+
+    # -- installer's interface -----------------------------------------------------------------
+
+    def write_to_fs(
+        self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
+    ) -> RecordEntry:
+        target = self._target(scheme, path)
+        with os.fdopen(self._create(target, is_executable), "wb") as file:
+            hash_, size = copyfileobj_with_hashing(stream, file, self.hash_algorithm)
+        return RecordEntry(path, Hash(self.hash_algorithm, hash_), size)
+
+    def write_file(
+        self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO, is_executable: bool
+    ) -> RecordEntry:
+        path_ = os.fspath(path)
+        if not isinstance(stream, MemberStream):
+            return super().write_file(scheme, path_, stream, is_executable)
+        if scheme == "scripts":
+            # The shebang rewrite needs a seekable stream: scripts are small, read them whole.
+            data = b"".join(iter(lambda: stream.read(1 << 20), b""))
+            return super().write_file(scheme, path_, io.BytesIO(data), is_executable)
+        target = self._target(scheme, path_)
+        entry = RecordEntry(path_, None, None)
+        member = stream.member
+        self._batch.append((entry, target, stream, is_executable))
+        self._batch_bytes += member.compress_size
+        if self._batch_bytes >= _BATCH_BYTES or len(self._batch) >= _BATCH_FILES:
+            self._submit()
+        return entry
+
+    def _submit(self) -> None:
+        if self._batch:
+            self._futures.append(self._pool.submit(self._write_batch, self._batch))
+            self._batch = []
+            self._batch_bytes = 0
+
+    def _write_batch(self, batch: list[tuple[RecordEntry, Path, MemberStream, bool]]) -> None:
+        algorithm = self.hash_algorithm
+        for entry, target, stream, executable in batch:
+            member, row = stream.member, stream.row
+            output = hashlib.new(algorithm)
+            check = (
+                None if not row.hash or row.algorithm == algorithm else hashlib.new(row.algorithm)
+            )
+            fd = self._create(target, executable)
+            try:
+                for piece in member_pieces(stream.fd, member, stream.where):
+                    output.update(piece)
+                    if check is not None:
+                        check.update(piece)
+                    view = memoryview(piece)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            if row.hash:
+                digest = output.digest() if check is None else check.digest()
+                check_digest(digest, row, member.name, stream.where)
+            encoded = base64.urlsafe_b64encode(output.digest()).decode("ascii").rstrip("=")
+            entry.hash_ = Hash(algorithm, encoded)
+            entry.size = member.file_size
+            if self.progress is not None:
+                with self._lock:
+                    self.progress(member.file_size)
+
+    def finalize_installation(
+        self,
+        scheme: Scheme,
+        record_file_path: str,
+        records: Iterable[tuple[Scheme, RecordEntry]],
+    ) -> None:
+        self.wait()
+        record_list = list(records)
+        if self.compile_bytecode:
+            record_list[-1:-1] = self._compile(record_list)
+        super().finalize_installation(scheme, record_file_path, record_list)
+
+    def wait(self) -> None:
+        """Wait for every queued member; raise the first failure once none is running."""
+        self._submit()
+        try:
+            for future in concurrent.futures.as_completed(self._futures):
+                if future.exception() is not None:
+                    for other in self._futures:
+                        other.cancel()
+                    concurrent.futures.wait(self._futures)
+                    future.result()
+        finally:
+            self._futures.clear()
+
+    def close(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+    # -- bytecode --------------------------------------------------------------------------------
+
+    def _compile(
+        self, records: list[tuple[Scheme, RecordEntry]]
+    ) -> list[tuple[Scheme, RecordEntry]]:
+        """Compile the installed modules with the target interpreter, all cores at once, and
+        return RECORD entries for the bytecode files written."""
+        sources = [
+            (scheme, record.path)
+            for scheme, record in records
+            if scheme in ("purelib", "platlib") and record.path.endswith(".py")
+        ]
+        if not sources or self.cache_tag is None:
+            return []
+        absolute = [self._path_with_destdir(scheme, path) for scheme, path in sources]
+        for directory in {path.parent / "__pycache__" for path in absolute}:
+            if not directory.exists():
+                self.created_dirs.append(directory)
+        listing = "".join(f"{path}\n" for path in absolute)
+        subprocess.run(
+            [self.interpreter, "-m", "compileall", "-q", "-f", "-j", "0", "-i", "-"],
+            input=listing.encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            check=False,
+        )
+        entries = []
+        for (scheme, path), file in zip(sources, absolute, strict=True):
+            cached = file.parent / "__pycache__" / f"{file.stem}.{self.cache_tag}.pyc"
+            try:
+                data = cached.read_bytes()
+            except FileNotFoundError:
+                continue  # a module that does not compile: Python reports it on import
+            self.created_files.append(cached)
+            digest = base64.urlsafe_b64encode(hashlib.new(self.hash_algorithm, data).digest())
+            relative = path.rpartition("/")[0]
+            name = (
+                f"{relative}/__pycache__/{cached.name}"
+                if relative
+                else f"__pycache__/{cached.name}"
+            )
+            entries.append(
+                (
+                    scheme,
+                    RecordEntry(
+                        name, Hash(self.hash_algorithm, digest.decode().rstrip("=")), len(data)
+                    ),
+                )
+            )
+        return entries
+
+    # -- undo ------------------------------------------------------------------------------------
+
+    def rollback(self) -> None:
+        """Remove every file and directory this install created (the stash is the caller's)."""
+        for future in self._futures:
+            future.cancel()
+        concurrent.futures.wait(self._futures)
+        self._futures.clear()
+        for path in reversed(self.created_files):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        for directory in reversed(self.created_dirs):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # not empty: something else lives there too
+        self.created_files.clear()
+        self.created_dirs.clear()

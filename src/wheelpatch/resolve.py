@@ -1,0 +1,318 @@
+"""Decide which wheels to install: pip resolves, wheelpatch's overrides shape what it sees.
+
+pip is run for the target interpreter (``pip --python``, so markers are evaluated for it and the
+target needs no pip of its own) in ``--dry-run --report`` mode. A project that an override patches
+is shown to pip as a metadata-only stand-in wheel carrying the patched METADATA, pinned with a
+constraint ``name @ file://stand-in``: pip then resolves against the patched requirements (a
+requirement an override removed is never pulled in) while a constraint installs nothing on its
+own. Overrides found on the way (on transitive dependencies) add stand-ins and pip resolves again,
+until nothing new turns up. The stand-ins are never installed: the real wheel is, patched on the
+fly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from .archive import read_member
+from .config import Config
+from .environment import TargetEnvironment
+from .errors import ResolutionError
+from .plan import PatchPlan, Unchanged, plan_patch
+from .wheel import SourceWheel, read_wheel
+
+__all__ = ["PipOptions", "Prepared", "resolve"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipOptions:
+    """The index options passed through to pip (the user's pip configuration applies too)."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def args(self) -> list[str]:
+        args = []
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.no_index:
+            args.append("--no-index")
+        return args
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A wheel that will be installed: read, checked and planned."""
+
+    wheel: SourceWheel
+    plan: PatchPlan | Unchanged
+    requested: bool = False
+    #: Given on the command line as a file: gets ``direct_url.json``.
+    given_path: bool = False
+    #: Why it is not installed, if it is not ("already installed").
+    skip: str | None = None
+
+    @property
+    def name(self) -> NormalizedName:
+        return self.wheel.name
+
+    @property
+    def patch(self) -> PatchPlan | None:
+        return self.plan if isinstance(self.plan, PatchPlan) else None
+
+    @property
+    def version(self) -> Version:
+        return self.plan.new_version if isinstance(self.plan, PatchPlan) else self.wheel.version
+
+
+@dataclass
+class _State:
+    config: Config
+    env: TargetEnvironment
+    options: PipOptions
+    workdir: Path
+    strict: bool
+    #: Prepared wheels by every URL pip may report for them (the stand-in's and the original's).
+    by_url: dict[str, Prepared] = field(default_factory=dict)
+    constraints: list[str] = field(default_factory=list)
+    settled: set[NormalizedName] = field(default_factory=set)
+
+
+def _pip_base(env: TargetEnvironment) -> list[str]:
+    command = [sys.executable, "-m", "pip"]
+    if not env.is_current:
+        command += ["--python", env.interpreter]
+    return command
+
+
+def _layout_args(env: TargetEnvironment) -> list[str]:
+    if env.layout == "prefix":
+        return ["--prefix", str(env.root)]
+    if env.layout == "target":
+        return ["--target", str(env.root)]
+    return []
+
+
+def _run_pip(command: list[str], what: str) -> None:
+    environment = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
+        detail = "; ".join(errors or lines[-3:]) or f"exit code {done.returncode}"
+        raise ResolutionError(f"pip could not {what}: {detail}")
+
+
+def _file_path(url: str) -> Path | None:
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
+
+
+def _write_stand_in(plan: PatchPlan, directory: Path) -> Path:
+    """A wheel holding only the patched ``.dist-info`` (METADATA, WHEEL, RECORD), for pip to
+    read requirements from. It is never installed."""
+    wheel = plan.wheel
+    wheel_file = read_member_bytes(wheel, f"{wheel.dist_info}/WHEEL")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / plan.filename
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{plan.dist_info}/METADATA", plan.metadata)
+        archive.writestr(f"{plan.dist_info}/WHEEL", wheel_file)
+        archive.writestr(f"{plan.dist_info}/RECORD", "")
+    return path
+
+
+def read_member_bytes(wheel: SourceWheel, name: str) -> bytes:
+    fd = os.open(wheel.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        return read_member(fd, wheel.member(name), wheel.filename, 1 << 20)
+    finally:
+        os.close(fd)
+
+
+def _prepare(
+    state: _State, path: Path, *, requested: bool = False, given: bool = False
+) -> Prepared:
+    wheel = read_wheel(path)
+    plan = plan_patch(wheel, state.config, strict=state.strict)
+    prepared = Prepared(wheel, plan, requested=requested, given_path=given)
+    state.by_url[path.absolute().as_uri()] = prepared
+    if isinstance(plan, PatchPlan):
+        stand_in = _write_stand_in(plan, state.workdir / "stand-ins" / wheel.name)
+        state.by_url[stand_in.as_uri()] = prepared
+        prepared_uri = stand_in.as_uri()
+    else:
+        state.settled.add(wheel.name)
+        prepared_uri = path.absolute().as_uri()
+    if not given:
+        state.constraints.append(f"{wheel.name} @ {prepared_uri}")
+    return prepared
+
+
+def _report(
+    state: _State, requirements: Sequence[str], *, no_deps: bool, force_reinstall: bool
+) -> list[dict[str, Any]]:
+    report_path = state.workdir / "report.json"
+    constraints_path = state.workdir / "constraints.txt"
+    constraints_path.write_text("".join(f"{line}\n" for line in state.constraints), "utf-8")
+    command = [
+        *_pip_base(state.env),
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--report",
+        str(report_path),
+        "--constraint",
+        str(constraints_path),
+        *_layout_args(state.env),
+        *state.options.args(),
+    ]
+    if no_deps:
+        command.append("--no-deps")
+    if force_reinstall:
+        command.append("--force-reinstall")
+    _run_pip([*command, *requirements], "resolve the requirements")
+    document = json.loads(report_path.read_text("utf-8"))
+    items: list[dict[str, Any]] = document.get("install", [])
+    return items
+
+
+def _fetch(state: _State, items: list[dict[str, Any]]) -> dict[str, Path]:
+    """Local wheel files for report items: used in place when pip found them on disk, else
+    fetched (and, for an sdist, built) with ``pip wheel --no-deps``."""
+    found: dict[str, Path] = {}
+    remote = []
+    for item in items:
+        url = item["download_info"]["url"]
+        local = _file_path(url)
+        if local is not None and local.suffix == ".whl" and local.is_file():
+            found[url] = local
+        else:
+            remote.append(item)
+    if remote:
+        directory = state.workdir / "downloads" / str(len(list(state.workdir.glob("downloads/*"))))
+        command = [
+            *_pip_base(state.env),
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(directory),
+            *state.options.args(),
+        ]
+        requirements = [
+            f"{item['metadata']['name']} @ {item['download_info']['url']}" for item in remote
+        ]
+        _run_pip([*command, *requirements], "download " + ", ".join(requirements))
+        files = list(directory.glob("*.whl"))
+        for item in remote:
+            name = canonicalize_name(item["metadata"]["name"])
+            version = Version(item["metadata"]["version"])
+            for file in files:
+                wheel_name, wheel_version, _, _ = parse_wheel_filename(file.name)
+                if wheel_name == name and wheel_version == version:
+                    found[item["download_info"]["url"]] = file
+                    break
+            else:
+                raise ResolutionError(f"pip wheel produced no wheel for {name} {version}")
+    return found
+
+
+def resolve(
+    *,
+    wheels: Sequence[Path],
+    requirements: Sequence[str],
+    config: Config,
+    env: TargetEnvironment,
+    options: PipOptions,
+    workdir: Path,
+    no_deps: bool = False,
+    force_reinstall: bool = False,
+    strict: bool = False,
+) -> list[Prepared]:
+    """The wheels to install, in pip's order, each read, checked and planned.
+
+    ``wheels`` are files named on the command line; ``requirements`` are pip arguments
+    (requirement strings, or ``-r FILE`` pairs). With only wheels and ``no_deps``, pip is not run.
+    """
+    state = _State(config, env, options, workdir, strict)
+    given = [_prepare(state, path, requested=True, given=True) for path in wheels]
+    if no_deps and not requirements:
+        return _skip_installed(given, env, force_reinstall)
+    top = []
+    for prepared in given:
+        patch = prepared.patch
+        if patch is not None:
+            uri = (state.workdir / "stand-ins" / prepared.name / patch.filename).as_uri()
+        else:
+            uri = prepared.wheel.path.absolute().as_uri()
+        top.append(f"{prepared.name} @ {uri}")
+    arguments = [*top, *requirements]
+    for _ in range(len(config.overrides) + 2):
+        items = _report(state, arguments, no_deps=no_deps, force_reinstall=force_reinstall)
+        new = []
+        for item in items:
+            url = item["download_info"]["url"]
+            name = canonicalize_name(item["metadata"]["name"])
+            if url in state.by_url or name in state.settled:
+                continue
+            override = config.override_for(name)
+            if override is not None and override.applies_to(Version(item["metadata"]["version"])):
+                new.append(item)
+        if not new:
+            break
+        paths = _fetch(state, new)
+        for item in new:
+            url = item["download_info"]["url"]
+            prepared = _prepare(state, paths[url])
+            state.by_url[url] = prepared
+        if no_deps:
+            break  # nothing else is resolved, so patched requirements change nothing
+    else:  # pragma: no cover - each round settles at least one override
+        raise ResolutionError("resolution did not settle")
+
+    missing = [item for item in items if item["download_info"]["url"] not in state.by_url]
+    paths = _fetch(state, missing)
+    result = []
+    for item in items:
+        url = item["download_info"]["url"]
+        known = state.by_url.get(url)
+        if known is None:
+            wheel = read_wheel(paths[url])
+            known = state.by_url[url] = Prepared(wheel, plan_patch(wheel, config, strict=strict))
+        prepared = known
+        prepared.requested = prepared.requested or bool(item.get("requested"))
+        result.append(prepared)
+    return _skip_installed(result, env, force_reinstall)
+
+
+def _skip_installed(
+    prepared: list[Prepared], env: TargetEnvironment, force_reinstall: bool
+) -> list[Prepared]:
+    if force_reinstall:
+        return prepared
+    for item in prepared:
+        versions = {dist.version for dist in env.installed(item.name)}
+        if item.version in versions:
+            item.skip = "already installed"
+    return prepared
