@@ -77,9 +77,7 @@ class ParallelDestination(SchemeDictionaryDestination):
         self._batch: list[tuple[RecordEntry, Path, MemberStream, bool]] = []
         self._batch_bytes = 0
         self._checked_dirs: set[Path] = set()
-        self._roots = {
-            scheme: Path(os.path.realpath(path)) for scheme, path in self.scheme_dict.items()
-        }
+        self._roots: dict[str, Path] = {}
         self._lock = threading.Lock()
 
     # -- where files go ------------------------------------------------------------------------
@@ -105,25 +103,37 @@ class ParallelDestination(SchemeDictionaryDestination):
         resolves (through a symlink already on disk) outside the scheme's directory."""
         if parent in self._checked_dirs:
             return
-        missing = []
-        existing = parent
-        while not existing.exists():
-            missing.append(existing)
-            existing = existing.parent
+        root = self._roots.get(scheme)
+        if root is None:
+            base = Path(os.path.abspath(self.scheme_dict[scheme]))
+            self._make_dirs(base, base)
+            root = self._roots[scheme] = Path(os.path.realpath(base))
+        existing = self._make_dirs(parent, None)
         real = Path(os.path.realpath(existing))
-        root = self._roots[scheme]
         if real != root and root not in real.parents:
             raise InvalidWheel(
                 f"{self.where}: {path!r} would be written through {existing}, which leads "
                 f"outside the {scheme} directory"
             )
-        for directory in reversed(missing):
-            try:
-                directory.mkdir()
-            except FileExistsError:
-                continue
-            self.created_dirs.append(directory)
+        self._make_dirs(parent, parent)
         self._checked_dirs.add(parent)
+
+    def _make_dirs(self, directory: Path, create: Path | None) -> Path:
+        """Return the nearest existing directory at or above ``directory``; with ``create``,
+        first make the missing ones (journaled)."""
+        missing = []
+        existing = directory
+        while not existing.exists():
+            missing.append(existing)
+            existing = existing.parent
+        if create is not None:
+            for created in reversed(missing):
+                try:
+                    created.mkdir()
+                except FileExistsError:
+                    continue
+                self.created_dirs.append(created)
+        return existing
 
     def _create(self, target: Path, executable: bool) -> int:
         self.created_files.append(target)  # journaled first: a rollback may find it absent
@@ -151,8 +161,10 @@ class ParallelDestination(SchemeDictionaryDestination):
             return super().write_file(scheme, path_, stream, is_executable)
         if scheme == "scripts":
             # The shebang rewrite needs a seekable stream: scripts are small, read them whole.
+            # Like pip and uv, and unlike installer, a script is executable whatever its mode
+            # in the archive says.
             data = b"".join(iter(lambda: stream.read(1 << 20), b""))
-            return super().write_file(scheme, path_, io.BytesIO(data), is_executable)
+            return super().write_file(scheme, path_, io.BytesIO(data), True)
         target = self._target(scheme, path_)
         entry = RecordEntry(path_, None, None)
         member = stream.member
