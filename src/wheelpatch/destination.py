@@ -78,6 +78,7 @@ class ParallelDestination(SchemeDictionaryDestination):
         self._batch_bytes = 0
         self._checked_dirs: set[Path] = set()
         self._roots: dict[str, Path] = {}
+        self._targets: set[Path] = set()
         self._lock = threading.Lock()
 
     # -- where files go ------------------------------------------------------------------------
@@ -90,6 +91,9 @@ class ParallelDestination(SchemeDictionaryDestination):
                 f"{self.where}: {path!r} would be written outside the {scheme} directory"
             ) from None
         self._prepare_parent(scheme, target.parent, path)
+        if target in self._targets:
+            raise InvalidWheel(f"{self.where}: two members install to {target}")
+        self._targets.add(target)
         if os.path.lexists(target):
             if target.is_dir() and not target.is_symlink():
                 raise InvalidWheel(f"{self.where}: {path!r} would replace the directory {target}")
