@@ -382,3 +382,42 @@ def test_installs_for_the_interpreter_running_the_tests() -> None:
     expected = os.environ.get("VIRTUAL_ENV")
     root = Path(expected) if expected else Path(sys.prefix)
     assert env.root.resolve() == root.resolve()
+
+
+def test_progress_on_a_terminal_plain_lines_otherwise(tmp_path: Path) -> None:
+    """Large wheels show a progress line on a terminal; piped output has none."""
+    import pty
+    import subprocess
+
+    wheel = build_wheel(tmp_path, torch_spec(files={"torch/big.bin": bytes(80 << 20)}))
+    config = tmp_path / "pyproject.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    script = Path(sys.executable).with_name("wheelpatch-install")
+    outputs = []
+    for index, terminal in enumerate((True, False)):
+        argv = [script, "--config", config, "--no-deps", "--target", tmp_path / f"t{index}", wheel]
+        if terminal:
+            leader, follower = pty.openpty()
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=follower, check=False)
+            os.close(follower)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the other end is closed and drained
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(leader)
+            err = b"".join(chunks).decode()
+        else:
+            done = subprocess.run(argv, capture_output=True, check=False)
+            err = done.stderr.decode()
+        assert done.returncode == 0, err
+        outputs.append((done.stdout.decode(), err))
+    (tty_out, tty_err), (pipe_out, pipe_err) = outputs
+    assert "\rinstalling torch 2.0.1+stripe.2: 100% (80/" in tty_err
+    assert pipe_err == ""
+    assert "installed torch 2.0.1+stripe.2" in tty_out
+    assert tty_out.replace(str(tmp_path / "t0"), "T") == pipe_out.replace(str(tmp_path / "t1"), "T")

@@ -168,7 +168,11 @@ class ParallelDestination(SchemeDictionaryDestination):
             # Like pip and uv, and unlike installer, a script is executable whatever its mode
             # in the archive says.
             data = b"".join(iter(lambda: stream.read(1 << 20), b""))
-            return super().write_file(scheme, path_, io.BytesIO(data), True)
+            entry = super().write_file(scheme, path_, io.BytesIO(data), True)
+            if self.progress is not None:
+                with self._lock:
+                    self.progress(len(data))
+            return entry
         target = self._target(scheme, path_)
         entry = RecordEntry(path_, None, None)
         member = stream.member

@@ -144,7 +144,9 @@ def _install_one(
             files["direct_url.json"] = direct_url(prepared.wheel.path, sha256)
         return files
 
-    total = sum(m.file_size for m in prepared.wheel.archive.members)
+    wheel = prepared.wheel
+    skipped = {wheel.record_path} | (patch.replaced if patch is not None else set())
+    total = sum(m.file_size for m in wheel.archive.members if m.name not in skipped)
     callback = progress(prepared, total) if progress is not None else None
     return install_wheel(
         prepared.wheel,
