@@ -421,3 +421,64 @@ def test_progress_on_a_terminal_plain_lines_otherwise(tmp_path: Path) -> None:
     assert pipe_err == ""
     assert "installed torch 2.0.1+stripe.2" in tty_out
     assert tty_out.replace(str(tmp_path / "t0"), "T") == pipe_out.replace(str(tmp_path / "t1"), "T")
+
+
+@pytest.mark.slow
+def test_sigkill_midway_is_rolled_back_by_the_next_install(tmp_path: Path) -> None:
+    """A killed install leaves its journal; the next install into the environment replays it:
+    the previous version is back byte for byte, or (killed after it finished) the new one is
+    complete. Nothing of the stash is left either way."""
+    import random
+    import shutil
+    import subprocess
+    import time
+
+    config = tmp_path / "pyproject.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    old = build_wheel(tmp_path, torch_spec(version="1.9"))
+    modules = {f"torch/m{i:04}.py": f"X = {i}\n".encode() for i in range(1000)}
+    blob = random.Random(1).randbytes(24 << 20)
+    (tmp_path / "new").mkdir()
+    new = build_wheel(
+        tmp_path / "new", torch_spec(files={**TORCH_FILES, **modules, "torch/blob.bin": blob})
+    )
+    other = build_wheel(tmp_path, WheelSpec(name="other", files={"other/__init__.py": b""}))
+    script = Path(sys.executable).with_name("wheelpatch-install")
+
+    def run(target: Path, wheel: Path) -> subprocess.Popen[bytes]:
+        argv = [script, "--config", config, "--no-deps", "--target", target, wheel]
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    template = tmp_path / "template"
+    first = run(template, old)
+    first.communicate()
+    assert first.returncode == 0
+    before = snapshot(template)
+    started = time.monotonic()
+    timing = run(tmp_path / "timing", new)
+    timing.communicate()
+    assert timing.returncode == 0
+    duration = time.monotonic() - started
+    outcomes = set()
+    for step in range(6):
+        env = tmp_path / f"env{step}"
+        shutil.copytree(template, env, symlinks=True)
+        process = run(env, new)
+        time.sleep(duration * (step + 1) / 6)
+        process.kill()
+        process.communicate()
+        recovery = run(env, other)
+        _, err = recovery.communicate()
+        assert recovery.returncode == 0, err
+        assert not [p for p in env.iterdir() if p.name.startswith(".wheelpatch-stash-")]
+        after = {k: v for k, v in snapshot(env).items() if "other" not in k}
+        if (env / "torch-2.0.1+stripe.2.dist-info").exists():
+            dist_info = env / "torch-2.0.1+stripe.2.dist-info"
+            listed = _check_record(env, dist_info)
+            other_files = {str(p) for p in env.rglob("*") if p.is_file() and "other" in str(p)}
+            assert listed | other_files == {str(p) for p in env.rglob("*") if p.is_file()}
+            outcomes.add("new")
+        else:
+            assert after == before, f"killed at step {step}: the old version was not restored"
+            outcomes.add("rolled back" if b"rolled back" in err else "untouched")
+    assert "rolled back" in outcomes, outcomes

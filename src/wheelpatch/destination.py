@@ -44,6 +44,41 @@ _BATCH_FILES = 64
 Progress = Callable[[int], None]
 
 
+#: Run by the target interpreter: compile the modules listed on stdin, and die with the
+#: installer (so that no bytecode is written after it was killed and its install rolled back).
+_COMPILE = """
+import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL (Linux)
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+import compileall
+sys.argv[1:] = ["-q", "-f", "-i", "-"]
+sys.exit(compileall.main())
+"""
+
+
+def _compile_all(interpreter: str, files: list[Path], processes: int) -> None:
+    """Compile ``files`` with ``interpreter`` in ``processes`` parallel single-process runs of
+    compileall (its own ``-j`` workers would outlive a killed installer)."""
+    count = max(1, min(processes, len(files) // 64 or 1))
+    slices = [files[index::count] for index in range(count)]
+    children = []
+    for part in slices:
+        child = subprocess.Popen(
+            [interpreter, "-c", _COMPILE, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        children.append((child, "".join(f"{path}\n" for path in part)))
+    for child, listing in children:
+        child.communicate(listing.encode("utf-8", "surrogateescape"))
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -97,9 +132,7 @@ class ParallelDestination(SchemeDictionaryDestination):
         if os.path.lexists(target):
             if target.is_dir() and not target.is_symlink():
                 raise InvalidWheel(f"{self.where}: {path!r} would replace the directory {target}")
-            if self.stash is None:
-                raise FileExistsError(f"File already exists: {target}")
-            self.stash.put(target)
+            self._stash().put(target)
         return target
 
     def _prepare_parent(self, scheme: Scheme, parent: Path, path: str) -> None:
@@ -132,6 +165,7 @@ class ParallelDestination(SchemeDictionaryDestination):
             existing = existing.parent
         if create is not None:
             for created in reversed(missing):
+                self._stash().created_dir(created)
                 try:
                     created.mkdir()
                 except FileExistsError:
@@ -139,8 +173,15 @@ class ParallelDestination(SchemeDictionaryDestination):
                 self.created_dirs.append(created)
         return existing
 
+    def _stash(self) -> Stash:
+        if self.stash is None:
+            raise TypeError("ParallelDestination needs a stash")
+        return self.stash
+
     def _create(self, target: Path, executable: bool) -> int:
-        self.created_files.append(target)  # journaled first: a rollback may find it absent
+        # Journaled first: a rollback (or a recovery after a crash) may find it absent.
+        self._stash().created(target)
+        self.created_files.append(target)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(target, flags | getattr(os, "O_BINARY", 0), 0o666)
         if executable:
@@ -262,24 +303,24 @@ class ParallelDestination(SchemeDictionaryDestination):
         if not sources or self.cache_tag is None:
             return []
         absolute = [self._path_with_destdir(scheme, path) for scheme, path in sources]
-        for directory in {path.parent / "__pycache__" for path in absolute}:
+        stash = self._stash()
+        for directory in sorted({path.parent / "__pycache__" for path in absolute}):
             if not directory.exists():
+                stash.created_dir(directory)
                 self.created_dirs.append(directory)
-        listing = "".join(f"{path}\n" for path in absolute)
-        subprocess.run(
-            [self.interpreter, "-m", "compileall", "-q", "-f", "-j", "0", "-i", "-"],
-            input=listing.encode("utf-8", "surrogateescape"),
-            capture_output=True,
-            check=False,
-        )
+        expected = [
+            file.parent / "__pycache__" / f"{file.stem}.{self.cache_tag}.pyc" for file in absolute
+        ]
+        for cached in expected:
+            stash.created(cached)
+            self.created_files.append(cached)
+        _compile_all(self.interpreter, absolute, self.workers or max(2, os.cpu_count() or 1))
         entries = []
-        for (scheme, path), file in zip(sources, absolute, strict=True):
-            cached = file.parent / "__pycache__" / f"{file.stem}.{self.cache_tag}.pyc"
+        for (scheme, path), cached in zip(sources, expected, strict=True):
             try:
                 data = cached.read_bytes()
             except FileNotFoundError:
                 continue  # a module that does not compile: Python reports it on import
-            self.created_files.append(cached)
             digest = base64.urlsafe_b64encode(hashlib.new(self.hash_algorithm, data).digest())
             relative = path.rpartition("/")[0]
             name = (

@@ -22,6 +22,7 @@ from .installation import Installed, direct_url, install_wheel
 from .plan import PROVENANCE_NAME
 from .provenance import render_provenance
 from .resolve import PipOptions, Prepared, resolve
+from .stash import recover
 
 __all__ = ["InstallOutcome", "install"]
 
@@ -77,6 +78,7 @@ def install(
     strict: bool = False,
     progress: ProgressFactory | None = None,
     resolved: Callable[[list[Prepared]], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> list[InstallOutcome]:
     """Install ``wheels`` (files) and ``requirements`` (pip arguments) into ``env`` with
     ``config``'s overrides applied to every wheel installed."""
@@ -111,6 +113,9 @@ def install(
                     digests[path] = FileDigest(path, pool)
             outcomes = []
             with env.lock():
+                for note in recover(env.root):
+                    if notify is not None:
+                        notify(note)
                 for prepared in plan:
                     installed = None
                     if prepared.skip is None:

@@ -244,6 +244,7 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
         dry_run=args.dry_run,
         strict=args.strict,
         progress=progress,
+        notify=lambda note: print(f"note: {note} in {env.root}", file=sys.stderr),
     )
     if progress is not None:
         progress.clear()

@@ -110,11 +110,15 @@ def install_wheel(
     version of it. ``late`` gives ``.dist-info`` files made once the members are written (the
     provenance, ``direct_url.json``). The caller holds the environment's lock."""
     existing = env.installed(wheel.name)
-    stash = Stash(env.root)
     metadata = {"INSTALLER": INSTALLER_NAME}
     if requested:
         metadata["REQUESTED"] = b""
     source, fd = open_source(wheel, plan, late)
+    try:
+        stash = Stash(env.root)
+    except BaseException:
+        os.close(fd)
+        raise
     destination = ParallelDestination(
         scheme_dict=env.scheme(source.distribution),
         interpreter=env.interpreter,
@@ -135,7 +139,7 @@ def install_wheel(
         stash.restore()
         raise
     else:
-        stash.discard()
+        stash.commit()
         _remove_empty(emptied, env)
     finally:
         destination.close()
