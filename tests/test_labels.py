@@ -292,6 +292,12 @@ def test_render_errors(text: str, git: GitDescribe | None, message: str) -> None
         pytest.param("2.13.0+cpu", None, "append", "2.13.0+cpu", id="no-label-append"),
         pytest.param("2.13.0+cpu", None, "replace", "2.13.0+cpu", id="no-label-replace"),
         pytest.param("2.13.0+cpu", "", "replace", "2.13.0+cpu", id="empty-label"),
+        # Already labelled (a patched wheel from a private index): patching again is a no-op.
+        pytest.param("2.0.1+stripe.2", "stripe.2", "append", "2.0.1+stripe.2", id="again"),
+        pytest.param("2.0.1+cpu.stripe.2", "stripe.2", "append", "2.0.1+cpu.stripe.2", id="again2"),
+        pytest.param(
+            "2.0.1+xstripe.2", "stripe.2", "append", "2.0.1+xstripe.2.stripe.2", id="near"
+        ),
     ],
 )
 def test_relabel(version: str, label: str | None, mode: LabelMode, expected: str) -> None:

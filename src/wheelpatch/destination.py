@@ -246,6 +246,8 @@ class ParallelDestination(SchemeDictionaryDestination):
                     view = memoryview(piece)
                     while view:
                         view = view[os.write(fd, view) :]
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, os.fspath(target)) from None
             finally:
                 os.close(fd)
             if row.hash:

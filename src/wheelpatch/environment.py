@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -78,6 +78,22 @@ class InstalledDistribution:
             return (self.dist_info / "INSTALLER").read_text("utf-8").strip()
         except (OSError, UnicodeDecodeError):
             return ""
+
+    def provenance(self) -> dict[str, Any] | None:
+        """The ``wheelpatch.json`` it was installed with, if any."""
+        try:
+            document = json.loads((self.dist_info / "wheelpatch.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def patched_with(self, digest: str) -> bool:
+        """Whether wheelpatch installed it, patched by an override whose digest is ``digest``."""
+        provenance = self.provenance()
+        if provenance is None or self.installer() != "wheelpatch":
+            return False
+        config = provenance.get("config")
+        return isinstance(config, dict) and config.get("digest") == digest
 
     def files(self) -> list[Path]:
         """Every file its RECORD lists, as absolute paths (nothing is checked to exist)."""

@@ -21,7 +21,7 @@ from .environment import TargetEnvironment
 from .installation import Installed, direct_url, install_wheel
 from .plan import PROVENANCE_NAME
 from .provenance import render_provenance
-from .resolve import PipOptions, Prepared, resolve
+from .resolve import PipOptions, Prepared, mark_installed, resolve
 from .stash import recover
 
 __all__ = ["InstallOutcome", "install"]
@@ -49,7 +49,7 @@ class InstallOutcome:
         return {
             "name": prepared.name,
             "version": str(prepared.version),
-            "source": str(prepared.wheel.path),
+            "source": prepared.origin or str(prepared.wheel.path),
             "status": self.status,
             "requested": prepared.requested,
             "patched": patch is not None,
@@ -106,16 +106,19 @@ def install(
             if resolved is not None:
                 resolved(plan)
             if dry_run:
+                mark_installed(plan, env, force_reinstall=force_reinstall)
                 return [InstallOutcome(p, None) for p in plan]
             for prepared in plan:
                 path = prepared.wheel.path.absolute()
-                if prepared.skip is None and prepared.patch is not None and path not in digests:
+                if prepared.patch is not None and path not in digests:
                     digests[path] = FileDigest(path, pool)
             outcomes = []
             with env.lock():
                 for note in recover(env.root):
                     if notify is not None:
                         notify(note)
+                # Decided under the lock: another install may have just finished.
+                mark_installed(plan, env, force_reinstall=force_reinstall)
                 for prepared in plan:
                     installed = None
                     if prepared.skip is None:

@@ -248,6 +248,10 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
     )
     if progress is not None:
         progress.clear()
+    for outcome in outcomes:
+        patch = outcome.prepared.patch
+        for warning in patch.warnings if patch is not None else ():
+            print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         document = {
             "dry_run": args.dry_run,

@@ -28,12 +28,12 @@ from packaging.version import Version
 
 from .archive import read_member
 from .config import Config
-from .environment import TargetEnvironment
+from .environment import InstalledDistribution, TargetEnvironment
 from .errors import ResolutionError
 from .plan import PatchPlan, Unchanged, plan_patch
 from .wheel import SourceWheel, read_wheel
 
-__all__ = ["PipOptions", "Prepared", "resolve"]
+__all__ = ["PipOptions", "Prepared", "mark_installed", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,8 @@ class Prepared:
     given_path: bool = False
     #: Why it is not installed, if it is not ("already installed").
     skip: str | None = None
+    #: Where it came from: the file given, or the URL pip found it at.
+    origin: str = ""
 
     @property
     def name(self) -> NormalizedName:
@@ -155,7 +157,7 @@ def _prepare(
 ) -> Prepared:
     wheel = read_wheel(path)
     plan = plan_patch(wheel, state.config, strict=state.strict)
-    prepared = Prepared(wheel, plan, requested=requested, given_path=given)
+    prepared = Prepared(wheel, plan, requested=requested, given_path=given, origin=str(path))
     state.by_url[path.absolute().as_uri()] = prepared
     if isinstance(plan, PatchPlan):
         stand_in = _write_stand_in(plan, state.workdir / "stand-ins" / wheel.name)
@@ -170,7 +172,12 @@ def _prepare(
 
 
 def _report(
-    state: _State, requirements: Sequence[str], *, no_deps: bool, force_reinstall: bool
+    state: _State,
+    requirements: Sequence[str],
+    *,
+    no_deps: bool,
+    force_reinstall: bool,
+    ignore_installed: bool,
 ) -> list[dict[str, Any]]:
     report_path = state.workdir / "report.json"
     constraints_path = state.workdir / "constraints.txt"
@@ -191,6 +198,8 @@ def _report(
         command.append("--no-deps")
     if force_reinstall:
         command.append("--force-reinstall")
+    if ignore_installed:
+        command.append("--ignore-installed")
     _run_pip([*command, *requirements], "resolve the requirements")
     document = json.loads(report_path.read_text("utf-8"))
     items: list[dict[str, Any]] = document.get("install", [])
@@ -258,7 +267,7 @@ def resolve(
     state = _State(config, env, options, workdir, strict)
     given = [_prepare(state, path, requested=True, given=True) for path in wheels]
     if no_deps and not requirements:
-        return _skip_installed(given, env, force_reinstall)
+        return given
     top = []
     for prepared in given:
         patch = prepared.patch
@@ -268,8 +277,18 @@ def resolve(
             uri = prepared.wheel.path.absolute().as_uri()
         top.append(f"{prepared.name} @ {uri}")
     arguments = [*top, *requirements]
+    # pip counts an installed project as satisfied even when it was installed without the
+    # override that now applies to it (by pip, or with another configuration); then pip must
+    # not take the environment into account, and what is already right is left alone below.
+    ignore_installed = any(_stale(dist, config) for dist in env.distributions())
     for _ in range(len(config.overrides) + 2):
-        items = _report(state, arguments, no_deps=no_deps, force_reinstall=force_reinstall)
+        items = _report(
+            state,
+            arguments,
+            no_deps=no_deps,
+            force_reinstall=force_reinstall,
+            ignore_installed=ignore_installed,
+        )
         new = []
         for item in items:
             url = item["download_info"]["url"]
@@ -285,6 +304,7 @@ def resolve(
         for item in new:
             url = item["download_info"]["url"]
             prepared = _prepare(state, paths[url])
+            prepared.origin = url
             state.by_url[url] = prepared
         if no_deps:
             break  # nothing else is resolved, so patched requirements change nothing
@@ -299,20 +319,35 @@ def resolve(
         known = state.by_url.get(url)
         if known is None:
             wheel = read_wheel(paths[url])
-            known = state.by_url[url] = Prepared(wheel, plan_patch(wheel, config, strict=strict))
+            plan = plan_patch(wheel, config, strict=strict)
+            known = state.by_url[url] = Prepared(wheel, plan, origin=url)
         prepared = known
         prepared.requested = prepared.requested or bool(item.get("requested"))
         result.append(prepared)
-    return _skip_installed(result, env, force_reinstall)
+    return result
 
 
-def _skip_installed(
-    prepared: list[Prepared], env: TargetEnvironment, force_reinstall: bool
-) -> list[Prepared]:
-    if force_reinstall:
-        return prepared
+def _stale(dist: InstalledDistribution, config: Config) -> bool:
+    """An installed project that an override applies to, not installed patched by it."""
+    override = config.override_for(dist.name)
+    if override is None or dist.version is None:
+        return False
+    if not override.applies_to(Version(dist.version.public)):
+        return False
+    return not dist.patched_with(override.digest)
+
+
+def mark_installed(
+    prepared: Sequence[Prepared], env: TargetEnvironment, *, force_reinstall: bool
+) -> None:
+    """Leave alone what is installed already: the same version, patched the same way."""
     for item in prepared:
-        versions = {dist.version for dist in env.installed(item.name)}
-        if item.version in versions:
-            item.skip = "already installed"
-    return prepared
+        item.skip = None
+        if force_reinstall:
+            continue
+        patch = item.patch
+        for dist in env.installed(item.name):
+            if dist.version != item.version:
+                continue
+            if patch is None or dist.patched_with(patch.override.digest):
+                item.skip = "already installed"
