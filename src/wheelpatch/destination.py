@@ -98,8 +98,8 @@ class ParallelDestination(SchemeDictionaryDestination):
     cache_tag: str | None = None
     #: Called with the uncompressed size of each member once it is written.
     progress: Progress | None = None
-    created_files: list[Path] = field(default_factory=list)
-    created_dirs: list[Path] = field(default_factory=list)
+    created_files: list[str] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._mode = 0o666 & ~_umask()
@@ -109,65 +109,83 @@ class ParallelDestination(SchemeDictionaryDestination):
             thread_name_prefix="wheelpatch-install",
         )
         self._futures: list[concurrent.futures.Future[None]] = []
-        self._batch: list[tuple[RecordEntry, Path, MemberStream, bool]] = []
+        self._batch: list[tuple[RecordEntry, str, MemberStream, bool]] = []
         self._batch_bytes = 0
-        self._checked_dirs: set[Path] = set()
-        self._roots: dict[str, Path] = {}
-        self._targets: set[Path] = set()
+        #: Directories made ready, and whether this install created them.
+        self._dirs: dict[str, bool] = {}
+        self._bases: dict[str, str] = {}
+        self._roots: dict[str, str] = {}
+        self._targets: set[str] = set()
         self._lock = threading.Lock()
 
     # -- where files go ------------------------------------------------------------------------
 
-    def _target(self, scheme: Scheme, path: str) -> Path:
-        try:
-            target = self._path_with_destdir(scheme, path)
-        except ValueError:
+    def _base(self, scheme: Scheme) -> str:
+        """The scheme's directory (created, journaled, if missing)."""
+        base = self._bases.get(scheme)
+        if base is None:
+            base = os.path.abspath(self.scheme_dict[scheme])
+            self._make_dirs(base, base)
+            self._bases[scheme] = base
+            self._roots[scheme] = os.path.realpath(base)
+        return base
+
+    def _target(self, scheme: Scheme, path: str) -> str:
+        """Where ``path`` of ``scheme`` goes, its directory made, anything in the way stashed.
+
+        Plain strings, not pathlib: this runs for every member of wheels with tens of thousands.
+        """
+        base = self._base(scheme)
+        target = os.path.normpath(os.path.join(base, path))
+        if not target.startswith(base + os.sep):
             raise InvalidWheel(
                 f"{self.where}: {path!r} would be written outside the {scheme} directory"
-            ) from None
-        self._prepare_parent(scheme, target.parent, path)
+            )
+        fresh = self._prepare_parent(scheme, os.path.dirname(target), path)
         if target in self._targets:
             raise InvalidWheel(f"{self.where}: two members install to {target}")
         self._targets.add(target)
-        if os.path.lexists(target):
-            if target.is_dir() and not target.is_symlink():
+        # A directory this install created holds only what it wrote: nothing can be in the way.
+        if not fresh and os.path.lexists(target):
+            if os.path.isdir(target) and not os.path.islink(target):
                 raise InvalidWheel(f"{self.where}: {path!r} would replace the directory {target}")
-            self._stash().put(target)
+            self._stash().put(Path(target))
         return target
 
-    def _prepare_parent(self, scheme: Scheme, parent: Path, path: str) -> None:
+    def _prepare_parent(self, scheme: Scheme, parent: str, path: str) -> bool:
         """Create the missing directories above a file, journaled, and refuse a parent that
-        resolves (through a symlink already on disk) outside the scheme's directory."""
-        if parent in self._checked_dirs:
-            return
-        root = self._roots.get(scheme)
-        if root is None:
-            base = Path(os.path.abspath(self.scheme_dict[scheme]))
-            self._make_dirs(base, base)
-            root = self._roots[scheme] = Path(os.path.realpath(base))
+        resolves (through a symlink already on disk) outside the scheme's directory. Return
+        whether this install created ``parent``."""
+        fresh = self._dirs.get(parent)
+        if fresh is not None:
+            return fresh
         existing = self._make_dirs(parent, None)
-        real = Path(os.path.realpath(existing))
-        if real != root and root not in real.parents:
+        real = os.path.realpath(existing)
+        root = self._roots[scheme]
+        if real != root and not real.startswith(root + os.sep):
             raise InvalidWheel(
                 f"{self.where}: {path!r} would be written through {existing}, which leads "
                 f"outside the {scheme} directory"
             )
-        self._make_dirs(parent, parent)
-        self._checked_dirs.add(parent)
+        fresh = existing != parent
+        if fresh:
+            self._make_dirs(parent, parent)
+        self._dirs[parent] = fresh
+        return fresh
 
-    def _make_dirs(self, directory: Path, create: Path | None) -> Path:
-        """Return the nearest existing directory at or above ``directory``; with ``create``,
-        first make the missing ones (journaled)."""
+    def _make_dirs(self, directory: str, create: str | None) -> str:
+        """Return the nearest existing path at or above ``directory``; with ``create``, first
+        make the missing directories (journaled)."""
         missing = []
         existing = directory
-        while not existing.exists():
+        while not os.path.lexists(existing):
             missing.append(existing)
-            existing = existing.parent
+            existing = os.path.dirname(existing)
         if create is not None:
             for created in reversed(missing):
                 self._stash().created_dir(created)
                 try:
-                    created.mkdir()
+                    os.mkdir(created)
                 except FileExistsError:
                     continue
                 self.created_dirs.append(created)
@@ -178,7 +196,7 @@ class ParallelDestination(SchemeDictionaryDestination):
             raise TypeError("ParallelDestination needs a stash")
         return self.stash
 
-    def _create(self, target: Path, executable: bool) -> int:
+    def _create(self, target: str, executable: bool) -> int:
         # Journaled first: a rollback (or a recovery after a crash) may find it absent.
         self._stash().created(target)
         self.created_files.append(target)
@@ -229,7 +247,7 @@ class ParallelDestination(SchemeDictionaryDestination):
             self._batch = []
             self._batch_bytes = 0
 
-    def _write_batch(self, batch: list[tuple[RecordEntry, Path, MemberStream, bool]]) -> None:
+    def _write_batch(self, batch: list[tuple[RecordEntry, str, MemberStream, bool]]) -> None:
         algorithm = self.hash_algorithm
         for entry, target, stream, executable in batch:
             member, row = stream.member, stream.row
@@ -247,7 +265,7 @@ class ParallelDestination(SchemeDictionaryDestination):
                     while view:
                         view = view[os.write(fd, view) :]
             except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, os.fspath(target)) from None
+                raise OSError(exc.errno, exc.strerror, target) from None
             finally:
                 os.close(fd)
             if row.hash:
@@ -309,13 +327,13 @@ class ParallelDestination(SchemeDictionaryDestination):
         for directory in sorted({path.parent / "__pycache__" for path in absolute}):
             if not directory.exists():
                 stash.created_dir(directory)
-                self.created_dirs.append(directory)
+                self.created_dirs.append(os.fspath(directory))
         expected = [
             file.parent / "__pycache__" / f"{file.stem}.{self.cache_tag}.pyc" for file in absolute
         ]
         for cached in expected:
             stash.created(cached)
-            self.created_files.append(cached)
+            self.created_files.append(os.fspath(cached))
         _compile_all(self.interpreter, absolute, self.workers or max(2, os.cpu_count() or 1))
         entries = []
         for (scheme, path), cached in zip(sources, expected, strict=True):
@@ -353,6 +371,6 @@ class ParallelDestination(SchemeDictionaryDestination):
                 os.unlink(path)
         for directory in reversed(self.created_dirs):
             with contextlib.suppress(OSError):
-                directory.rmdir()  # not empty: something else lives there too
+                os.rmdir(directory)  # not empty: something else lives there too
         self.created_files.clear()
         self.created_dirs.clear()

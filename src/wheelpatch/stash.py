@@ -60,11 +60,11 @@ class Stash:
         _move(path, stashed)
         self.moved.append((path, stashed))
 
-    def created(self, path: Path) -> None:
+    def created(self, path: str | Path) -> None:
         """Say that ``path`` is about to be created by the install."""
         self._log("created", os.fspath(path))
 
-    def created_dir(self, path: Path) -> None:
+    def created_dir(self, path: str | Path) -> None:
         self._log("dir", os.fspath(path))
 
     def restore(self) -> None:
