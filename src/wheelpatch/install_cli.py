@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, WheelpatchError
+from .cli import _error, _Parser
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, WheelpatchError
 
 __all__ = ["main"]
 
@@ -44,11 +45,6 @@ exit codes:
 
 #: Show progress for wheels holding more than this many uncompressed bytes.
 _PROGRESS_FROM = 64 << 20
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,10 +122,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     return parser
-
-
-def _error(message: str) -> None:
-    print("error: " + message.replace("\n", " "), file=sys.stderr)
 
 
 def _is_wheel(target: str) -> bool:
