@@ -41,6 +41,7 @@ __all__ = [
     "find_config",
     "load_config",
     "parse_config",
+    "read_toml",
 ]
 
 _ROOT = "tool.wheelpatch"
@@ -118,10 +119,25 @@ class Config:
     output_dir: Path | None
     overrides: tuple[Override, ...]
     git: GitDescribe | None = None
+    #: The top-level ``local-version``, placeholders filled (``None`` if unset or not resolved).
+    label: str | None = None
+    label_key: str | None = None
+    label_mode: LabelMode = "append"
 
     def override_for(self, project: str) -> Override | None:
         name = canonicalize_name(project)
         return next((o for o in self.overrides if o.project == name), None)
+
+    def label_for(self, project: str, version: Version) -> tuple[str | None, str | None, LabelMode]:
+        """The label, its TOML key and mode for a build of ``project`` at ``version``.
+
+        The project's override table decides when it applies to ``version``; otherwise the
+        top-level ``local-version`` does. (``wheelpatch patch`` labels only overridden wheels.)
+        """
+        override = self.override_for(project)
+        if override is not None and override.applies_to(version):
+            return override.label, override.label_key, override.label_mode
+        return self.label, self.label_key, self.label_mode
 
     @property
     def display_path(self) -> str | None:
@@ -139,7 +155,7 @@ def find_config(start: Path) -> Path:
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
         if candidate.is_file():
-            data = _read_toml(candidate)
+            data = read_toml(candidate)
             if isinstance(data.get("tool"), dict) and "wheelpatch" in data["tool"]:
                 return candidate
     raise ConfigError(
@@ -150,7 +166,8 @@ def find_config(start: Path) -> Path:
     )
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; :class:`ConfigError` naming the file if it cannot be read."""
     try:
         with path.open("rb") as stream:
             data: dict[str, Any] = tomllib.load(stream)
@@ -166,7 +183,7 @@ def load_config(path: Path | None = None, *, start: Path | None = None) -> Confi
     if path is None:
         path = find_config((start or Path.cwd()).resolve())
     path = path.resolve()
-    data = _read_toml(path)
+    data = read_toml(path)
     tool = data.get("tool", {})
     table = tool.get("wheelpatch") if isinstance(tool, dict) else None
     if table is None:
@@ -174,14 +191,27 @@ def load_config(path: Path | None = None, *, start: Path | None = None) -> Confi
     return parse_config(table, path)
 
 
-def parse_config(table: Any, path: Path | None, *, git: GitDescribe | None = None) -> Config:
-    """Check a ``[tool.wheelpatch]`` table; raise :class:`ConfigError` listing every problem."""
+def parse_config(
+    table: Any,
+    path: Path | None,
+    *,
+    git: GitDescribe | None = None,
+    resolve_labels: bool = True,
+    global_label: bool = False,
+) -> Config:
+    """Check a ``[tool.wheelpatch]`` table; raise :class:`ConfigError` listing every problem.
+
+    The top-level ``local-version`` is filled when an override uses it, or when ``global_label``
+    says the caller needs it (a build labels its project even without an override table). With
+    ``resolve_labels=False`` labels are checked but not filled (they stay ``None``) and git is
+    never asked: for callers that only need the requirement overrides.
+    """
     errors: list[str] = []
     if not isinstance(table, dict):
         raise ConfigError([f"{_ROOT}: must be a table, not {table!r}"])
     _unknown(table, _TOP_KEYS, _ROOT, errors)
     _check_strings(table, _ROOT, errors)
-    global_label = _label(table, _ROOT, errors)
+    top_label = _label(table, _ROOT, errors)
     global_mode = _mode(table, _ROOT, errors, "append")
     output_dir: Path | None = None
     raw_out = table.get("output-dir")
@@ -213,10 +243,14 @@ def parse_config(table: Any, path: Path | None, *, git: GitDescribe | None = Non
         if not isinstance(raw, dict):
             errors.append(f"{key}: must be a table, not {raw!r}")
             continue
-        drafted = _override(name, key, raw, global_label, global_mode, errors)
+        drafted = _override(name, key, raw, top_label, global_mode, errors)
         if drafted is not None:
             drafts.append((raw, *drafted))
     templates = [t for _, _, t in drafts if t is not None]
+    if top_label is not None and global_label and top_label not in templates:
+        templates.append(top_label)
+    if not resolve_labels:
+        templates = []
     if git is None and any(t.placeholders for t in templates) and not errors:
         if path is None:
             keys = ", ".join(sorted({t.key for t in templates if t.placeholders}))
@@ -228,17 +262,32 @@ def parse_config(table: Any, path: Path | None, *, git: GitDescribe | None = Non
                 keys = ", ".join(sorted({t.key for t in templates if t.placeholders}))
                 errors.append(f"{keys}: {{tag}}/{{commits}}/{{revision}} need git describe: {exc}")
     overrides: list[Override] = []
+    label: str | None = None
     if not errors:
         for raw, override, template in drafts:
             try:
-                label = template.render(git) if template is not None else None
+                rendered = template.render(git) if template and resolve_labels else None
             except ValueError as exc:
                 errors.append(str(exc))
                 continue
-            overrides.append(_finish(override, raw, label))
+            overrides.append(_finish(override, raw, rendered))
+        if top_label is not None and resolve_labels and (git or not top_label.placeholders):
+            try:
+                label = top_label.render(git)
+            except ValueError as exc:
+                if str(exc) not in errors:  # an override using it reported it already
+                    errors.append(str(exc))
     if errors:
         raise ConfigError(errors)
-    return Config(path=path, output_dir=output_dir, overrides=tuple(overrides), git=git)
+    return Config(
+        path=path,
+        output_dir=output_dir,
+        overrides=tuple(overrides),
+        git=git,
+        label=label,
+        label_key=top_label.key if top_label is not None else None,
+        label_mode=global_mode,
+    )
 
 
 def _finish(override: Override, raw: Mapping[str, Any], label: str | None) -> Override:

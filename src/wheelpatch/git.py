@@ -29,6 +29,10 @@ class GitDescribe:
     commit: str
     dirty: bool
 
+    def as_json(self) -> dict[str, object]:
+        """What provenance records: the describe output, the full commit and dirtiness."""
+        return {"describe": self.description, "commit": self.commit, "dirty": self.dirty}
+
 
 def _git(directory: Path, *args: str) -> str:
     try:

@@ -11,7 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from .git import GitDescribe
 
-__all__ = ["PLACEHOLDERS", "LabelMode", "LabelTemplate", "relabel"]
+__all__ = ["PLACEHOLDERS", "LabelMode", "LabelTemplate", "relabel", "unlabel"]
 
 LabelMode = Literal["append", "replace"]
 PLACEHOLDERS = ("tag", "commits", "revision")
@@ -121,3 +121,15 @@ def relabel(version: Version, label: str | None, mode: LabelMode) -> Version:
             return version  # already labelled: patching again changes nothing
         return Version(f"{public}+{version.local}.{label}")
     return Version(f"{public}+{label}")
+
+
+def unlabel(version: Version, label: str | None) -> Version:
+    """``version`` without the trailing local ``label`` that :func:`relabel` gave it."""
+    local = version.local
+    if not label or local is None:
+        return version
+    if local == label:
+        return Version(version.public)
+    if local.endswith(f".{label}"):
+        return Version(f"{version.public}+{local.removesuffix(f'.{label}')}")
+    return version

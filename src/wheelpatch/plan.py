@@ -253,12 +253,5 @@ def plan_patch(
         changes=tuple(changes),
         dropped=wheel.signatures,
         warnings=warnings,
-        git=_git_info(config),
+        git=config.git.as_json() if config.git is not None else None,
     )
-
-
-def _git_info(config: Config) -> Mapping[str, object] | None:
-    git = config.git
-    if git is None:
-        return None
-    return {"describe": git.description, "commit": git.commit, "dirty": git.dirty}

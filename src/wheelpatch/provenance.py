@@ -15,31 +15,95 @@ Schema (``"schema": 1``):
 - ``dropped``: members left out (signatures, which any change invalidates).
 - ``git``: ``describe``, ``commit`` and ``dirty`` when the label came from git, else null.
 - ``created``: ISO 8601 UTC time from ``SOURCE_DATE_EPOCH``, or null.
+
+A wheel or sdist built by hatchling with the plugin carries the same document with ``source`` and
+``filename`` null (nothing was patched; hatchling names the file), ``version.before`` the version
+before labelling, ``git`` whenever the project is in a git repository with a tag, and one more key:
+
+- ``build``: ``backend`` (``"hatchling"``), ``hatchling`` (its version), ``target`` (``wheel`` or
+  ``sdist``) and ``from-sdist`` (true when the wheel was built from an unpacked sdist, whose
+  document this one carries on).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from . import __version__
-from .plan import PatchPlan
+from packaging.version import Version
 
-__all__ = ["SCHEMA_VERSION", "provenance_document", "render_provenance"]
+from . import __version__
+from .config import Override
+from .git import GitDescribe
+from .plan import Change, PatchPlan
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "build_provenance_document",
+    "encode",
+    "provenance_document",
+    "render_provenance",
+]
 
 SCHEMA_VERSION = 1
+
+
+def _created(source_date_epoch: str | None) -> str | None:
+    if not source_date_epoch:
+        return None
+    instant = datetime.fromtimestamp(int(source_date_epoch), timezone.utc)
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode(document: Mapping[str, Any]) -> bytes:
+    """The document as written to ``wheelpatch.json``: indented UTF-8 JSON, one final newline."""
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def build_provenance_document(
+    *,
+    project: str,
+    before: Version,
+    after: Version,
+    changes: Sequence[Change],
+    config_path: str | None,
+    override: Override | None,
+    git: GitDescribe | None,
+    target: str,
+    hatchling: str,
+    source_date_epoch: str | None = None,
+) -> dict[str, Any]:
+    """The provenance of a wheel or sdist hatchling builds with the plugin."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "wheelpatch": __version__,
+        "source": None,
+        "project": project,
+        "version": {"before": str(before), "after": str(after)},
+        "filename": None,
+        "changes": [c.as_json() for c in changes],
+        "config": {
+            "path": config_path,
+            "override": override.key if override is not None else None,
+            "digest": override.digest if override is not None else None,
+        },
+        "dropped": [],
+        "git": git.as_json() if git is not None else None,
+        "created": _created(source_date_epoch),
+        "build": {
+            "backend": "hatchling",
+            "hatchling": hatchling,
+            "target": target,
+            "from-sdist": False,
+        },
+    }
 
 
 def provenance_document(
     plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
 ) -> dict[str, Any]:
-    created = None
-    if source_date_epoch:
-        created = datetime.fromtimestamp(int(source_date_epoch), timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
     git: Mapping[str, object] | None = plan.git
     return {
         "schema": SCHEMA_VERSION,
@@ -56,12 +120,11 @@ def provenance_document(
         },
         "dropped": list(plan.dropped),
         "git": dict(git) if git is not None else None,
-        "created": created,
+        "created": _created(source_date_epoch),
     }
 
 
 def render_provenance(
     plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
 ) -> bytes:
-    document = provenance_document(plan, source_sha256, source_date_epoch)
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return encode(provenance_document(plan, source_sha256, source_date_epoch))

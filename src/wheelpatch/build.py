@@ -1,0 +1,185 @@
+"""The pure planning step for a project that hatchling builds from source.
+
+The hatch plugin hands over what the project declares (its name, its version before labelling and
+its requirement fields); this says the labelled version, the edited fields and every change with
+the TOML key that asked for it. The overrides are applied by :func:`~wheelpatch.rules
+.edit_requirements`, the same code that patches wheels. Nothing is read or written here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from .config import Config, Override
+from .errors import ConfigError
+from .labels import relabel
+from .plan import Change
+from .rules import edit_requirements
+
+__all__ = [
+    "DEPENDENCIES",
+    "OPTIONAL_DEPENDENCIES",
+    "REQUIRES_PYTHON",
+    "FieldsPlan",
+    "ProjectFields",
+    "VersionPlan",
+    "plan_fields",
+    "plan_version",
+]
+
+DEPENDENCIES = "dependencies"
+OPTIONAL_DEPENDENCIES = "optional-dependencies"
+REQUIRES_PYTHON = "requires-python"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionPlan:
+    project: NormalizedName
+    base: Version
+    version: Version
+    #: The label applied (``None`` when there is none) and the TOML key it came from.
+    label: str | None
+    label_key: str | None
+    change: Change | None
+
+
+def plan_version(config: Config, project: str, base: Version) -> VersionPlan:
+    """The version a build of ``project`` gets: ``base`` with the configured local label."""
+    name = canonicalize_name(project)
+    label, key, mode = config.label_for(name, base)
+    version = relabel(base, label, mode)
+    change = None
+    if version != base:
+        change = Change("Version", "set", str(base), str(version), key)
+    return VersionPlan(name, base, version, label, key, change)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFields:
+    """The requirement fields of a project as declared, and where each was declared.
+
+    A field is ``None`` when the project does not declare it. ``keys`` names, per field, the TOML
+    key it came from (``project.dependencies`` or the hook table's), for error messages.
+    """
+
+    dependencies: tuple[str, ...] | None
+    optional_dependencies: Mapping[str, tuple[str, ...]] | None
+    requires_python: str | None
+    #: The fields listed in ``project.dynamic`` (so the build may set them).
+    dynamic: frozenset[str]
+    keys: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldsPlan:
+    override: Override | None
+    #: ``[project]`` fields to set, with their new values (lists and tables as hatchling takes).
+    updates: Mapping[str, Any]
+    changes: tuple[Change, ...]
+    warnings: tuple[str, ...]
+
+
+def _with_extra(text: str, extra: str | None) -> str:
+    """A requirement as METADATA writes it: an optional dependency carries its extra."""
+    if extra is None:
+        return text
+    requirement = Requirement(text)
+    marker = requirement.marker
+    requirement.marker = None
+    condition = f'extra == "{extra}"'
+    if marker is None:
+        return f"{requirement}; {condition}"
+    return f"{requirement}; ({marker}) and {condition}"
+
+
+def plan_fields(
+    config: Config, project: str, version: Version, fields: ProjectFields
+) -> FieldsPlan:
+    """Apply ``project``'s override to its requirement fields.
+
+    Raises :class:`ConfigError` naming the TOML key when a requirement does not parse, or when the
+    override would change a field that is static in ``[project]`` (a build backend must not).
+    """
+    name = canonicalize_name(project)
+    dependencies = list(fields.dependencies or ())
+    groups = {extra: list(values) for extra, values in (fields.optional_dependencies or {}).items()}
+    # Dynamic fields given in the hook table are always set, changed or not.
+    passed: dict[str, Any] = {}
+    if fields.dependencies is not None and DEPENDENCIES in fields.dynamic:
+        passed[DEPENDENCIES] = dependencies
+    if fields.optional_dependencies is not None and OPTIONAL_DEPENDENCIES in fields.dynamic:
+        passed[OPTIONAL_DEPENDENCIES] = groups
+    override = config.override_for(name)
+    if override is None or not override.applies_to(version):
+        return FieldsPlan(override, passed, (), ())
+
+    changes: list[Change] = []
+    rules: dict[str, list[str]] = {}
+    unmatched: set[str] | None = None
+    edited: dict[str | None, list[str]] = {}
+    # One edit per list, so each change knows its extra; only the dependencies get the additions.
+    lists: list[tuple[str | None, list[str]]] = [(None, dependencies), *groups.items()]
+    for extra, texts in lists:
+        rule_set = override if extra is None else dataclasses.replace(override, add=())
+        try:
+            edit = edit_requirements(rule_set, texts)
+        except ValueError as exc:
+            where = fields.keys.get(DEPENDENCIES if extra is None else OPTIONAL_DEPENDENCIES)
+            raise ConfigError([f"{where or 'project'}: {exc}"]) from None
+        edited[extra] = [text for text in edit.results if text is not None] + list(edit.added)
+        unmatched = set(edit.unmatched) if unmatched is None else unmatched & set(edit.unmatched)
+        target = DEPENDENCIES if extra is None else OPTIONAL_DEPENDENCIES
+        for change in edit.changes:
+            rules.setdefault(target, []).append(change.rule)
+            changes.append(
+                Change(
+                    "Requires-Dist",
+                    change.action,
+                    None if change.before is None else _with_extra(change.before, extra),
+                    None if change.after is None else _with_extra(change.after, extra),
+                    change.rule,
+                )
+            )
+    new_dependencies = edited[None]
+    new_groups = {extra: edited[extra] for extra in groups}
+    updates: dict[str, Any] = {}
+    if new_dependencies != dependencies:
+        updates[DEPENDENCIES] = new_dependencies
+    if new_groups != groups:
+        updates[OPTIONAL_DEPENDENCIES] = new_groups
+    if override.requires_python is not None and override.requires_python != fields.requires_python:
+        updates[REQUIRES_PYTHON] = override.requires_python
+        rule = f"{override.key}.requires-python"
+        rules[REQUIRES_PYTHON] = [rule]
+        changes.append(
+            Change("Requires-Python", "set", fields.requires_python, override.requires_python, rule)
+        )
+
+    static = [name for name in updates if name not in fields.dynamic]
+    if static:
+        raise ConfigError(
+            [
+                f"{', '.join(dict.fromkeys(rules[name]))}: changes project.{name}, which is "
+                f"static; list {name!r} in project.dynamic and move its value to "
+                f"[tool.hatch.metadata.hooks.wheelpatch] {name}"
+                for name in static
+            ]
+        )
+    warnings = tuple(
+        f"{key} matches no requirement of {name} {version}"
+        for key in sorted(unmatched or (), key=_edit_keys(override).index)
+    )
+    return FieldsPlan(override, {**passed, **updates}, tuple(changes), warnings)
+
+
+def _edit_keys(override: Override) -> list[str]:
+    """The keys of an override's remove, replace and relax entries, in that order."""
+    keys = [e.key for e in override.remove] + [e.key for e in override.replace]
+    return keys + [e.key for e in override.relax]

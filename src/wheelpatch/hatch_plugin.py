@@ -1,0 +1,380 @@
+"""The hatchling plugin: the ``[tool.wheelpatch]`` label, overrides and provenance in builds.
+
+A thin adapter between hatchling's three plugin interfaces and :mod:`wheelpatch.build`:
+
+- the **version source** ``wheelpatch`` reads the version from another source (``regex`` by
+  default, so ``path = "src/pkg/__init__.py"`` works as usual) and gives it the local label.
+  Hatchling names the wheel, the ``.dist-info`` and METADATA's ``Version`` all from the version
+  source, before any hook runs, so the three always agree, and so does
+  ``prepare_metadata_for_build_wheel``;
+- the **metadata hook** ``wheelpatch`` applies the project's override to the requirement fields
+  it declares (``dependencies``, ``optional-dependencies``), which ``project.dynamic`` lists;
+- the **build hook** ``wheelpatch`` writes ``wheelpatch.json`` into the wheel's ``.dist-info``
+  (and ``.wheelpatch.json`` into an sdist, which a wheel built from that sdist carries on).
+
+An sdist records the labelled version and the edited requirements in its PKG-INFO; hatchling
+takes dynamic fields from PKG-INFO when it builds from an unpacked sdist, so the wheel gets the
+same version without git, and this module then asks git nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hatchling.__about__ import __version__ as hatchling_version
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+from hatchling.metadata.plugin.interface import MetadataHookInterface
+from hatchling.plugin import hookimpl
+from hatchling.plugin.manager import PluginManager
+from hatchling.version.source.plugin.interface import VersionSourceInterface
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from .build import (
+    DEPENDENCIES,
+    OPTIONAL_DEPENDENCIES,
+    FieldsPlan,
+    ProjectFields,
+    VersionPlan,
+    plan_fields,
+    plan_version,
+)
+from .config import Config, parse_config, read_toml
+from .errors import ConfigError
+from .git import GitDescribe, GitError, describe
+from .labels import unlabel
+from .plan import PROVENANCE_NAME, Change
+from .provenance import build_provenance_document, encode
+
+__all__ = [
+    "PLUGIN_NAME",
+    "SDIST_PROVENANCE_NAME",
+    "WheelpatchBuildHook",
+    "WheelpatchMetadataHook",
+    "WheelpatchVersionSource",
+]
+
+PLUGIN_NAME = "wheelpatch"
+#: Where an sdist carries its provenance, at the root beside PKG-INFO.
+SDIST_PROVENANCE_NAME = ".wheelpatch.json"
+_VERSION_KEY = "tool.hatch.version"
+_HOOK_KEY = "tool.hatch.metadata.hooks.wheelpatch"
+_HOOK_KEYS = frozenset({DEPENDENCIES, OPTIONAL_DEPENDENCIES})
+
+
+def _pyproject(root: str) -> tuple[Path, dict[str, Any]]:
+    path = Path(root) / "pyproject.toml"
+    return path, read_toml(path)
+
+
+def _project_name(root: str) -> str:
+    path, data = _pyproject(root)
+    project = data.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ConfigError([f"{path}: project.name must be set for the wheelpatch plugin"])
+    return name
+
+
+def load_config(root: str, *, resolve_labels: bool) -> Config:
+    """The project's own ``[tool.wheelpatch]`` table, with its label for this project."""
+    path, data = _pyproject(root)
+    tool = data.get("tool")
+    table = tool.get("wheelpatch") if isinstance(tool, dict) else None
+    if table is None:
+        raise ConfigError(
+            [f"{path}: has no [tool.wheelpatch] table (the wheelpatch hatch plugin reads it)"]
+        )
+    return parse_config(table, path, resolve_labels=resolve_labels, global_label=True)
+
+
+def _warn(messages: tuple[str, ...]) -> None:
+    for message in messages:
+        print(f"wheelpatch: warning: {message}", file=sys.stderr)
+
+
+class WheelpatchVersionSource(VersionSourceInterface):
+    """``[tool.hatch.version] source = "wheelpatch"``: another source's version, labelled."""
+
+    PLUGIN_NAME = PLUGIN_NAME
+
+    def __init__(self, root: str, config: dict[str, Any]) -> None:
+        super().__init__(root, config)
+        self._base: VersionSourceInterface | None = None
+        self._base_data: dict[str, Any] | None = None
+        self._plan: VersionPlan | None = None
+        #: The configuration the label came from, for the build hook's provenance.
+        self.wheelpatch_config: Config | None = None
+
+    def base_source(self) -> VersionSourceInterface:
+        """The source named by ``base-source`` (default ``regex``), given the same options."""
+        if self._base is None:
+            raw = self.config.get("base-source", "regex")
+            key = f"{_VERSION_KEY}.base-source"
+            if not isinstance(raw, str) or not raw or raw == PLUGIN_NAME:
+                raise ConfigError(
+                    [f"{key}: must name another hatch version source (e.g. 'regex'), not {raw!r}"]
+                )
+            source = PluginManager().version_source.get(raw)
+            if source is None:
+                raise ConfigError(
+                    [
+                        f"{key}: unknown version source {raw!r} (hatchling has 'regex', 'code' "
+                        "and 'env'; others need their plugin in build-system.requires)"
+                    ]
+                )
+            options = {k: v for k, v in self.config.items() if k != "base-source"}
+            options["source"] = raw
+            self._base = source(self.root, options)
+        return self._base
+
+    def plan(self) -> VersionPlan:
+        if self._plan is None:
+            base_source = self.base_source()
+            self._base_data = base_source.get_version_data()
+            raw = self._base_data.get("version")
+            try:
+                base = Version(str(raw))
+            except InvalidVersion:
+                raise ConfigError(
+                    [
+                        f"{_VERSION_KEY}: the base source {base_source.PLUGIN_NAME!r} gives "
+                        f"{raw!r}, not a valid version"
+                    ]
+                ) from None
+            self.wheelpatch_config = load_config(self.root, resolve_labels=True)
+            self._plan = plan_version(self.wheelpatch_config, _project_name(self.root), base)
+        return self._plan
+
+    def get_version_data(self) -> dict[str, Any]:
+        plan = self.plan()
+        return {"version": str(plan.version), "base": self._base_data}
+
+    def set_version(self, version: str, version_data: dict[str, Any]) -> None:
+        """``hatch version X``: the base source is given X without the label."""
+        plan = self.plan()
+        base = unlabel(Version(version), plan.label)
+        self.base_source().set_version(str(base), version_data.get("base") or {})
+
+
+def _string_list(value: Any, key: str, errors: list[str]) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors.append(f"{key}: must be a list of requirement strings, not {value!r}")
+        return None
+    for index, text in enumerate(value):
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            reason = (str(exc).splitlines() or ["invalid"])[0]
+            errors.append(f"{key}[{index}]: {text!r} is not a valid requirement ({reason})")
+    return tuple(value)
+
+
+def project_fields(hook: Mapping[str, Any], project: Mapping[str, Any]) -> ProjectFields:
+    """The requirement fields the build starts from: the hook table's, else ``[project]``'s."""
+    errors: list[str] = []
+    for name in hook:
+        if name not in _HOOK_KEYS:
+            errors.append(
+                f"{_HOOK_KEY}.{name}: unknown key (known: {', '.join(sorted(_HOOK_KEYS))})"
+            )
+    raw_dynamic = project.get("dynamic", [])
+    dynamic = frozenset(v for v in raw_dynamic if isinstance(v, str))
+    keys: dict[str, str] = {}
+    dependencies: tuple[str, ...] | None = None
+    optional: dict[str, tuple[str, ...]] | None = None
+    for name in (DEPENDENCIES, OPTIONAL_DEPENDENCIES):
+        if name in hook:
+            keys[name] = f"{_HOOK_KEY}.{name}"
+            if name not in dynamic:
+                errors.append(
+                    f"{keys[name]}: project.dynamic must list {name!r} for the hook to set it"
+                )
+            source = hook
+        else:
+            keys[name] = f"project.{name}"
+            source = project
+        if name not in source:
+            continue
+        if name == DEPENDENCIES:
+            dependencies = _string_list(source[name], keys[name], errors)
+        elif isinstance(source[name], dict):
+            optional = {}
+            for extra, values in source[name].items():
+                listed = _string_list(values, f"{keys[name]}.{extra}", errors)
+                if listed is not None:
+                    optional[extra] = listed
+        else:
+            errors.append(f"{keys[name]}: must be a table of lists, not {source[name]!r}")
+    requires_python = project.get("requires-python")
+    if errors:
+        raise ConfigError(errors)
+    return ProjectFields(
+        dependencies=dependencies,
+        optional_dependencies=optional,
+        requires_python=requires_python if isinstance(requires_python, str) else None,
+        dynamic=dynamic,
+        keys=keys,
+    )
+
+
+class WheelpatchMetadataHook(MetadataHookInterface):
+    """``[tool.hatch.metadata.hooks.wheelpatch]``: the project's override on its requirements."""
+
+    PLUGIN_NAME = PLUGIN_NAME
+
+    def __init__(self, root: str, config: dict[str, Any]) -> None:
+        super().__init__(root, config)
+        #: What the hook did, for the build hook's provenance (``None`` until it runs).
+        self.plan: FieldsPlan | None = None
+
+    def update(self, metadata: dict[str, Any]) -> None:
+        fields = project_fields(self.config, metadata)
+        raw_version = metadata.get("version")
+        if not isinstance(raw_version, str):
+            raise ConfigError(
+                [
+                    "project.version: unknown when the wheelpatch metadata hook runs; set it "
+                    "in [project] or with [tool.hatch.version]"
+                ]
+            )
+        config = load_config(self.root, resolve_labels=False)
+        name = str(metadata.get("name") or _project_name(self.root))
+        self.plan = plan_fields(config, name, Version(raw_version), fields)
+        _warn(self.plan.warnings)
+        metadata.update(self.plan.updates)
+
+
+class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+    """``[tool.hatch.build.hooks.wheelpatch]``: provenance in the wheel and the sdist."""
+
+    PLUGIN_NAME = PLUGIN_NAME
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scratch: str | None = None
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name == "wheel" and version != "editable":
+            project_id = getattr(self.build_config.builder, "artifact_project_id", None)
+            if not isinstance(project_id, str):
+                return  # a hatchling without it: leave the wheel as hatchling makes it
+            destination = f"{project_id}.dist-info/{PROVENANCE_NAME}"
+        elif self.target_name == "sdist":
+            destination = SDIST_PROVENANCE_NAME
+        else:
+            return
+        document = encode(self.provenance())
+        self._scratch = tempfile.mkdtemp(prefix="wheelpatch-")
+        path = os.path.join(self._scratch, PROVENANCE_NAME)
+        with open(path, "wb") as stream:
+            stream.write(document)
+        build_data["force_include"][path] = destination
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def provenance(self) -> dict[str, Any]:
+        """The document for this build: carried on from an sdist, or made from this tree."""
+        root = Path(self.root)
+        metadata = self.metadata
+        after = Version(metadata.version)
+        recorded = root / SDIST_PROVENANCE_NAME
+        if (root / "PKG-INFO").is_file() and recorded.is_file():
+            return self._carried_on(recorded, metadata.core.name, after, hatchling_version)
+        hatch = metadata.hatch
+        source = hatch.version.source if "version" in hatch.config else None
+        version_plan: VersionPlan | None = None
+        if isinstance(source, WheelpatchVersionSource):
+            version_plan = source.plan()
+            config = source.wheelpatch_config or load_config(self.root, resolve_labels=True)
+        else:
+            config = load_config(self.root, resolve_labels=True)
+            label, key, _ = config.label_for(metadata.core.name, after)
+            if label and not (root / "PKG-INFO").is_file() and after.local != label:
+                raise ConfigError(
+                    [
+                        f"{key}: the label {label!r} is configured but [tool.hatch.version] "
+                        f"source is not {PLUGIN_NAME!r}, so this build would not carry it"
+                    ]
+                )
+        hook = hatch.metadata.hooks.get(PLUGIN_NAME) if hatch.metadata.hook_config else None
+        fields_plan = hook.plan if isinstance(hook, WheelpatchMetadataHook) else None
+        if fields_plan is None:
+            # No hook ran: the fields are all static, so any change the override asks for is
+            # refused here rather than silently left out.
+            static = project_fields({}, {**metadata.core_raw_metadata, "dynamic": []})
+            fields_plan = plan_fields(config, metadata.core.name, after, static)
+        changes: list[Change] = (
+            [version_plan.change] if version_plan and version_plan.change else []
+        )
+        changes.extend(fields_plan.changes)
+        override = fields_plan.override or config.override_for(metadata.core.name)
+        return build_provenance_document(
+            project=metadata.core.name,
+            before=version_plan.base if version_plan is not None else after,
+            after=after,
+            changes=changes,
+            config_path=config.display_path,
+            override=override,
+            git=config.git or _describe(root),
+            target=self.target_name,
+            hatchling=hatchling_version,
+            source_date_epoch=os.environ.get("SOURCE_DATE_EPOCH"),
+        )
+
+    def _carried_on(
+        self, recorded: Path, project: str, version: Version, hatchling_version: str
+    ) -> dict[str, Any]:
+        """The sdist's document, checked against this build and marked as built from it."""
+        where = f"{recorded.name} of the sdist"
+        try:
+            document = json.loads(recorded.read_text(encoding="utf-8"))
+            recorded_version = Version(document["version"]["after"])
+            recorded_project = document["project"]
+            build = dict(document["build"])
+        except (OSError, ValueError, KeyError, TypeError, InvalidVersion) as exc:
+            raise ConfigError([f"{where}: cannot be read ({exc})"]) from None
+        if recorded_project != project or recorded_version != version:
+            raise ConfigError(
+                [
+                    f"{where}: records {recorded_project} {recorded_version}, but PKG-INFO says "
+                    f"{project} {version}"
+                ]
+            )
+        build.update({"hatchling": hatchling_version, "target": self.target_name})
+        build["from-sdist"] = True
+        document["build"] = build
+        return dict(document)
+
+
+def _describe(root: Path) -> GitDescribe | None:
+    """git's view of the tree for provenance; ``None`` outside git or without a tag."""
+    try:
+        return describe(root)
+    except GitError:
+        return None
+
+
+@hookimpl
+def hatch_register_version_source() -> type[VersionSourceInterface]:
+    return WheelpatchVersionSource
+
+
+@hookimpl
+def hatch_register_metadata_hook() -> type[MetadataHookInterface]:
+    return WheelpatchMetadataHook
+
+
+@hookimpl
+def hatch_register_build_hook() -> type[BuildHookInterface]:  # type: ignore[type-arg]
+    return WheelpatchBuildHook
