@@ -11,7 +11,6 @@ import contextlib
 import importlib.metadata
 import io
 import json
-import os
 import shlex
 import stat
 import subprocess
@@ -30,6 +29,7 @@ from packaging.version import Version
 from wheelpatch.cli import main
 
 from .conftest import WheelSpec, build_wheel
+from .hermetic import hermetic_env
 
 pytestmark = pytest.mark.slow
 
@@ -148,30 +148,7 @@ json.dump(
 """
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment with every pip/uv/venv/Python setting of the caller removed."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PIP_", "UV_", "PYTHON", "VIRTUAL_ENV", "CONDA"))
-    }
-    env.update(
-        {
-            "PIP_CONFIG_FILE": os.devnull,
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "PIP_NO_INPUT": "1",
-            "PIP_NO_CACHE_DIR": "1",
-            "UV_NO_CONFIG": "1",
-            "UV_NO_CACHE": "1",
-            "UV_OFFLINE": "1",
-            "UV_PYTHON_DOWNLOADS": "never",
-            "PYTHONNOUSERSITE": "1",
-        }
-    )
-    return env
-
-
-ENV = _clean_env()
+ENV = hermetic_env()
 
 
 def run(

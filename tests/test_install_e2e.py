@@ -44,6 +44,7 @@ from wheelpatch.cli import main as wheelpatch_main
 from wheelpatch.install_cli import main as install_main
 
 from .conftest import WheelSpec, build_wheel
+from .hermetic import hermetic_env
 
 pytestmark = pytest.mark.slow
 
@@ -104,35 +105,7 @@ json.dump(
 # --- a hermetic environment for every process -------------------------------------------------
 
 
-def _hermetic_env() -> dict[str, str]:
-    """The caller's environment without any pip, uv, twine, virtualenv, Python or proxy setting:
-    the machine's pip configuration (find-links, file:// indexes, a constraint file) must never
-    reach pip, and only the loopback server is ever contacted."""
-    dropped = ("PIP_", "UV_", "TWINE_", "PYTHON", "VIRTUAL_ENV", "CONDA")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(dropped) and not key.lower().endswith("_proxy")
-    }
-    env.update(
-        {
-            "PIP_CONFIG_FILE": os.devnull,
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "PIP_NO_INPUT": "1",
-            "PIP_NO_CACHE_DIR": "1",
-            "UV_NO_CONFIG": "1",
-            "UV_NO_CACHE": "1",
-            "UV_OFFLINE": "1",
-            "UV_PYTHON_DOWNLOADS": "never",
-            "PYTHONNOUSERSITE": "1",
-            "NO_PROXY": "*",
-            "no_proxy": "*",
-        }
-    )
-    return env
-
-
-ENV = _hermetic_env()
+ENV = hermetic_env()
 
 
 def run(
@@ -914,7 +887,7 @@ def test_missing_wheel_file_exits_2(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """In-process: ``main(argv)`` returns the exit code and touches nothing."""
-    hermetic = _hermetic_env()
+    hermetic = hermetic_env()
     for key in set(os.environ) - set(hermetic):
         monkeypatch.delenv(key)
     for key, value in hermetic.items():
