@@ -11,7 +11,10 @@ import pytest
 
 from wheelpatch.cli import main
 
+from .hermetic import hermetic_env
+
 EXAMPLES = Path(__file__).parent.parent / "plugin_examples"
+ENV = hermetic_env()
 
 
 def test_torch_without_triton(
@@ -25,9 +28,13 @@ def test_torch_without_triton(
     )
     wheels = sorted((tmp_path / "wheelhouse").glob("*.whl"))
     assert [w.name for w in wheels] == [
+        "filelock-3.13.1-py3-none-any.whl",
+        "sympy-1.13.3-py3-none-any.whl",
         "torch-2.0.1-py3-none-any.whl",
         "triton-2.0.0-py3-none-any.whl",
+        "typing_extensions-4.8.0-py3-none-any.whl",
     ]
+    wheels = [w for w in wheels if w.name.startswith(("torch", "triton"))]
     monkeypatch.chdir(example)  # the example's pyproject.toml is found from here
     code = main(["patch", "--strict", "--json", "-o", str(tmp_path / "patched"), *map(str, wheels)])
     captured = capsys.readouterr()
@@ -47,3 +54,95 @@ def test_torch_without_triton(
     ]
     assert [c["before"] for c in report[1]["changes"] if c["action"] == "remove"] == ["torch"]
     assert main(["verify", *map(str, sorted((tmp_path / "patched").glob("*.whl")))]) == 0
+
+
+def _tool(name: str) -> str:
+    """A console script installed beside the interpreter running the tests."""
+    path = Path(sys.executable).parent / name
+    assert path.is_file(), f"{name} is installed with the test extras"
+    return str(path)
+
+
+def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=ENV, capture_output=True, text=True, check=False
+    )
+
+
+INSTALLED = """\
+import importlib.metadata, json
+dists = importlib.metadata.distributions()
+print(json.dumps(sorted((d.metadata["Name"], d.version) for d in dists)))
+"""
+
+
+def test_torch_without_triton_at_install_time(tmp_path: Path) -> None:
+    example = EXAMPLES / "torch-without-triton"
+    wheelhouse = tmp_path / "wheelhouse"
+    _run(sys.executable, example / "make_wheelhouse.py", wheelhouse, cwd=tmp_path)
+    env = tmp_path / "cpu-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
+    python = env / "bin" / "python"
+    result = _run(
+        _tool("wheelpatch-install"),
+        "--python", python, "--no-index", "--find-links", wheelhouse, "torch==2.0.1",
+        cwd=example,  # the example's pyproject.toml is found from here
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    installed = json.loads(subprocess.run([python, "-c", INSTALLED], capture_output=True,
+                                          text=True, check=True).stdout)  # fmt: skip
+    assert installed == [
+        ["filelock", "3.13.1"],
+        ["sympy", "1.13.3"],
+        ["torch", "2.0.1+stripe.2"],
+        ["typing-extensions", "4.8.0"],
+    ]
+    [provenance] = (env / "lib").glob("python*/site-packages/torch-*.dist-info/wheelpatch.json")
+    assert json.loads(provenance.read_text())["version"]["after"] == "2.0.1+stripe.2"
+
+
+def test_relax_pins(tmp_path: Path) -> None:
+    example = EXAMPLES / "relax-pins"
+    wheelhouse = tmp_path / "wheelhouse"
+    assert (
+        _run(sys.executable, example / "make_wheelhouse.py", wheelhouse, cwd=tmp_path).returncode
+        == 0
+    )
+    resolve = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
+        "--ignore-installed", "--no-index", "--find-links", wheelhouse,
+    ]  # fmt: skip
+    before = _run(*resolve, "legacyclient", cwd=tmp_path)
+    assert before.returncode != 0
+    assert "requests==2.25.1" in before.stderr
+    patched = tmp_path / "patched"
+    legacy = wheelhouse / "legacyclient-1.4.0-py3-none-any.whl"
+    original = legacy.read_bytes()
+    patch = _run(_tool("wheelpatch"), "patch", "--strict", "-o", patched, legacy, cwd=example)
+    assert patch.returncode == 0, patch.stderr
+    assert legacy.read_bytes() == original
+    [wheel] = patched.glob("*.whl")
+    assert wheel.name == "legacyclient-1.4.0+relaxed.1-py3-none-any.whl"
+    assert _run(_tool("wheelpatch"), "verify", wheel, cwd=tmp_path).returncode == 0
+    after = _run(*resolve, "--find-links", patched, "legacyclient", cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    report = json.loads(after.stdout)
+    resolved = sorted(
+        (item["metadata"]["name"], item["metadata"]["version"]) for item in report["install"]
+    )
+    assert resolved == [
+        ("idna", "3.7"),
+        ("legacyclient", "1.4.0+relaxed.1"),
+        ("requests", "2.32.3"),
+        ("urllib3", "2.2.3"),
+    ]
+    # The same, patched on the fly, with no patched wheel written.
+    dry = _run(
+        _tool("wheelpatch-install"), "--dry-run", "--json", "--target", tmp_path / "target",
+        "--no-index", "--find-links", wheelhouse, "legacyclient",
+        cwd=example,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "legacyclient" in dry.stdout
+    assert "1.4.0+relaxed.1" in dry.stdout
+    assert not (tmp_path / "target").exists()

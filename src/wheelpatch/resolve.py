@@ -281,31 +281,36 @@ def resolve(
     # override that now applies to it (by pip, or with another configuration); then pip must
     # not take the environment into account, and what is already right is left alone below.
     ignore_installed = any(_stale(dist, config) for dist in env.distributions())
-    for _ in range(len(config.overrides) + 2):
-        items = _report(
-            state,
-            arguments,
-            no_deps=no_deps,
-            force_reinstall=force_reinstall,
-            ignore_installed=ignore_installed,
-        )
-        new = []
-        for item in items:
-            url = item["download_info"]["url"]
-            name = canonicalize_name(item["metadata"]["name"])
-            if url in state.by_url or name in state.settled:
-                continue
-            override = config.override_for(name)
-            if override is not None and override.applies_to(Version(item["metadata"]["version"])):
-                new.append(item)
-        if not new:
+    discovered = False
+    for _ in range(len(config.overrides) + 3):
+        try:
+            items = _report(
+                state,
+                arguments,
+                no_deps=no_deps,
+                force_reinstall=force_reinstall,
+                ignore_installed=ignore_installed,
+            )
+        except ResolutionError:
+            # A requirement an override removes may not exist on the index at all (a CPU-only
+            # mirror has no nvidia-* wheels), so resolving the unpatched requirements fails. Find
+            # the overridden projects among those asked for, without their dependencies, pin
+            # their stand-ins, and resolve again.
+            if discovered or no_deps:
+                raise
+            discovered = True
+            direct = _report(
+                state,
+                arguments,
+                no_deps=True,
+                force_reinstall=force_reinstall,
+                ignore_installed=ignore_installed,
+            )
+            if not _prepare_overridden(state, direct):
+                raise
+            continue
+        if not _prepare_overridden(state, items):
             break
-        paths = _fetch(state, new)
-        for item in new:
-            url = item["download_info"]["url"]
-            prepared = _prepare(state, paths[url])
-            prepared.origin = url
-            state.by_url[url] = prepared
         if no_deps:
             break  # nothing else is resolved, so patched requirements change nothing
     else:  # pragma: no cover - each round settles at least one override
@@ -325,6 +330,29 @@ def resolve(
         prepared.requested = prepared.requested or bool(item.get("requested"))
         result.append(prepared)
     return result
+
+
+def _prepare_overridden(state: _State, items: list[dict[str, Any]]) -> bool:
+    """Fetch and plan the report items an override applies to that are not known yet, so the
+    next resolution sees their stand-ins. Says whether there were any."""
+    new = []
+    for item in items:
+        url = item["download_info"]["url"]
+        name = canonicalize_name(item["metadata"]["name"])
+        if url in state.by_url or name in state.settled:
+            continue
+        override = state.config.override_for(name)
+        if override is not None and override.applies_to(Version(item["metadata"]["version"])):
+            new.append(item)
+    if not new:
+        return False
+    paths = _fetch(state, new)
+    for item in new:
+        url = item["download_info"]["url"]
+        prepared = _prepare(state, paths[url])
+        prepared.origin = url
+        state.by_url[url] = prepared
+    return True
 
 
 def _stale(dist: InstalledDistribution, config: Config) -> bool:
