@@ -44,7 +44,9 @@ def wheel_of_installed(name: str, directory: Path) -> Path:
     wheel_text = dist.read_text("WHEEL") or ""
     if "Root-Is-Purelib: true" not in wheel_text:
         raise ValueError(f"{name}: not a pure-Python distribution")
-    tags = [line.split(":", 1)[1].strip() for line in wheel_text.splitlines() if line.startswith("Tag:")]
+    tags = [
+        line.split(":", 1)[1].strip() for line in wheel_text.splitlines() if line.startswith("Tag:")
+    ]
     rows: list[tuple[str, str, str]] = []
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -46,8 +46,9 @@ class ConfigError(WheelpatchError, ValueError):
 
     exit_code = EXIT_CONFIG
 
-    def __init__(self, errors: Sequence[str]) -> None:
-        self.errors = tuple(errors)
+    def __init__(self, errors: Sequence[str] | str) -> None:
+        # A plain message too: hatchling re-raises a plugin's error as type(error)(message).
+        self.errors = (errors,) if isinstance(errors, str) else tuple(errors)
         super().__init__("; ".join(self.errors))
 
 

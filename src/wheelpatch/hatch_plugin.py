@@ -149,8 +149,17 @@ class WheelpatchVersionSource(VersionSourceInterface):
                         f"{raw!r}, not a valid version"
                     ]
                 ) from None
-            self.wheelpatch_config = load_config(self.root, resolve_labels=True)
-            self._plan = plan_version(self.wheelpatch_config, _project_name(self.root), base)
+            config = load_config(self.root, resolve_labels=True)
+            self.wheelpatch_config = config
+            self._plan = plan_version(config, _project_name(self.root), base)
+            if config.git is not None and config.git.dirty and self._plan.label:
+                _warn(
+                    (
+                        f"the work tree has uncommitted changes: the label {self._plan.label!r} "
+                        f"names commit {config.git.commit[:12]}, not this tree "
+                        "(the provenance records dirty: true)",
+                    )
+                )
         return self._plan
 
     def get_version_data(self) -> dict[str, Any]:

@@ -1,0 +1,417 @@
+"""The hatch plugin builds plugin_examples/hatch-fork as its README says, with every frontend.
+
+Each build runs in a subprocess on a copy of the example in a temporary git repository (a tag, then
+one more commit), with no network and no build isolation: ``python -m build --no-isolation``,
+``pip wheel --no-build-isolation``, ``prepare_metadata_for_build_wheel`` through ``build``, and
+``hatch build`` with a build environment filled from a local wheelhouse. Every wheel must have
+the same version in its file name, ``.dist-info``, METADATA and provenance, carry the override,
+and pass ``wheelpatch verify`` and installer's ``validate_record``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Callable
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from installer.sources import WheelFile
+
+from wheelpatch.cli import main
+
+from .hermetic import hermetic_env
+from .installed_wheels import wheelhouse_of_installed
+
+ROOT = Path(__file__).parent.parent
+FORK = ROOT / "plugin_examples" / "hatch-fork"
+ENV = hermetic_env(PIP_NO_INDEX="1")
+OVERRIDE = "tool.wheelpatch.overrides.tensorfork"
+#: What the example's override makes of the upstream requirements.
+REQUIRES = ["filelock", "numpy>=1.24", "sympy"]
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
+def make_repo(path: Path, edit: Callable[[str], str] | None = None, *, tag: bool = True) -> Path:
+    """A copy of the example in a git repository: tag ``v2.0.1``, then one more commit."""
+    shutil.copytree(FORK, path)
+    if edit is not None:
+        config = path / "pyproject.toml"
+        config.write_text(edit(config.read_text()))
+    git(path, "init", "-q")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "fork of upstream 2.0.1")
+    if tag:
+        git(path, "tag", "v2.0.1")
+    with (path / "src" / "tensorfork" / "__init__.py").open("a") as stream:
+        stream.write("# our change\n")
+    git(path, "commit", "-qam", "our change")
+    return path
+
+
+def expected_version(repo: Path) -> str:
+    revision = git(repo, "describe", "--tags", "--long").rsplit("-g", 1)[1]
+    return f"2.0.1+stripe.2.1.{revision}"
+
+
+def run(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdout_only: bool = False,
+) -> str:
+    """Run a command; fail the test with its output unless it succeeds. Returns its output."""
+    result = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout if stdout_only else result.stdout + result.stderr
+
+
+def check_wheel(wheel: Path, version: str) -> tuple[bytes, dict[str, Any]]:
+    """The wheel's name, .dist-info, METADATA and provenance agree on ``version``; the override
+    is applied; wheelpatch verify and installer accept it. Returns METADATA and provenance."""
+    assert wheel.name == f"tensorfork-{version}-py3-none-any.whl"
+    dist_info = f"tensorfork-{version}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(f"{dist_info}/METADATA")
+        provenance = json.loads(archive.read(f"{dist_info}/wheelpatch.json"))
+    assert {name.split("/")[0] for name in names} == {"tensorfork", dist_info}
+    headers = BytesHeaderParser().parsebytes(metadata)
+    assert headers["Version"] == version
+    assert headers.get_all("Requires-Dist") == REQUIRES
+    assert headers.get_all("Provides-Extra") == ["cuda"]
+    assert provenance["version"] == {"before": "2.0.1", "after": version}
+    assert provenance["project"] == "tensorfork"
+    assert provenance["config"]["override"] == OVERRIDE
+    assert provenance["changes"][0]["rule"] == "tool.wheelpatch.local-version"
+    removed = {c["before"] for c in provenance["changes"] if c["action"] == "remove"}
+    assert removed == {
+        "triton==2.0.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+        'nvidia-cudnn-cu12==8.9.2.26; extra == "cuda"',
+        'nvidia-cublas-cu12==12.1.3.1; extra == "cuda"',
+    }
+    assert main(["verify", str(wheel)]) == 0
+    with WheelFile.open(wheel) as source:
+        source.validate_record()
+    return metadata, provenance
+
+
+def test_python_build_sdist_then_wheel(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    version = expected_version(repo)
+    out = tmp_path / "dist"
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, repo)
+    sdist = out / f"tensorfork-{version}.tar.gz"
+    [wheel] = out.glob("*.whl")
+    _, provenance = check_wheel(wheel, version)
+    assert provenance["git"] == {
+        "describe": git(repo, "describe", "--tags", "--long"),
+        "commit": git(repo, "rev-parse", "HEAD"),
+        "dirty": False,
+    }
+    assert provenance["build"]["from-sdist"] is True  # build makes the wheel from the sdist
+    assert provenance["build"]["target"] == "wheel"
+    with tarfile.open(sdist) as archive:
+        pkg_info = archive.extractfile(f"tensorfork-{version}/PKG-INFO")
+        recorded = archive.extractfile(f"tensorfork-{version}/.wheelpatch.json")
+        assert pkg_info is not None
+        assert recorded is not None
+        headers = BytesHeaderParser().parsebytes(pkg_info.read())
+        sdist_provenance = json.loads(recorded.read())
+    assert headers["Version"] == version
+    assert headers.get_all("Requires-Dist") == REQUIRES
+    assert sdist_provenance["build"]["target"] == "sdist"
+    assert sdist_provenance["git"] == provenance["git"]
+    assert sdist_provenance["changes"] == provenance["changes"]
+
+
+def test_pip_wheel_and_prepare_metadata_agree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    version = expected_version(repo)
+    out = tmp_path / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", out, repo)
+    [wheel] = out.glob("*.whl")
+    metadata, provenance = check_wheel(wheel, version)
+    assert provenance["build"]["from-sdist"] is False
+    assert provenance["git"]["commit"] == git(repo, "rev-parse", "HEAD")
+    # What pip reads before building: the same version and requirements, byte for byte.
+    prepared = tmp_path / "prepared"
+    script = (
+        "import build, sys; print(build.ProjectBuilder(sys.argv[1]).metadata_path(sys.argv[2]))"
+    )
+    path = Path(run(sys.executable, "-c", script, repo, prepared).strip().splitlines()[-1])
+    assert path.name == f"tensorfork-{version}.dist-info"
+    assert (path / "METADATA").read_bytes() == metadata
+
+
+def test_sdist_builds_the_same_wheel_elsewhere_without_git(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    version = expected_version(repo)
+    run(sys.executable, "-m", "build", "--no-isolation", "--sdist", "--outdir", tmp_path, repo)
+    elsewhere = tmp_path / "elsewhere"
+    with tarfile.open(tmp_path / f"tensorfork-{version}.tar.gz") as archive:
+        archive.extractall(elsewhere, filter="data")
+    unpacked = elsewhere / f"tensorfork-{version}"
+    # No git on PATH: the plugin must not need it (a call would fail: "git is not installed").
+    env = {**ENV, "PATH": str(tmp_path / "no-tools"), "GIT_DIR": str(tmp_path / "no-repo")}
+    out = tmp_path / "dist"
+    run(
+        sys.executable,
+        "-m",
+        "build",
+        "--no-isolation",
+        "--wheel",
+        "--outdir",
+        out,
+        unpacked,
+        env=env,
+    )
+    [wheel] = out.glob("*.whl")
+    _, provenance = check_wheel(wheel, version)
+    assert provenance["git"]["commit"] == git(repo, "rev-parse", "HEAD")
+    assert provenance["build"]["from-sdist"] is True
+
+
+def test_builds_are_reproducible(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    env = {**ENV, "SOURCE_DATE_EPOCH": "1700000000"}
+    wheels = []
+    for attempt in ("first", "second"):
+        out = tmp_path / attempt
+        run(
+            sys.executable,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--wheel",
+            "--outdir",
+            out,
+            repo,
+            env=env,
+        )
+        [wheel] = out.glob("*.whl")
+        wheels.append(wheel.read_bytes())
+    assert wheels[0] == wheels[1]
+    _, provenance = check_wheel(tmp_path / "first" / wheel.name, expected_version(repo))
+    assert provenance["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_dirty_tree_keeps_the_label_and_says_so(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    with (repo / "src" / "tensorfork" / "__init__.py").open("a") as stream:
+        stream.write("# not committed\n")
+    out = tmp_path / "dist"
+    output = run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", out, repo)
+    [wheel] = out.glob("*.whl")
+    _, provenance = check_wheel(wheel, expected_version(repo))
+    assert provenance["git"]["dirty"] is True
+    assert "uncommitted changes" in output
+
+
+@pytest.fixture(scope="session")
+def build_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """hatchling, wheelpatch and what they require, as wheels: hatch's build environment is
+    installed from here, offline."""
+    directory = tmp_path_factory.mktemp("build-wheelhouse")
+    wheelhouse_of_installed(["hatchling", "packaging", "installer"], directory)
+    run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", directory, ROOT)
+    return directory
+
+
+@pytest.mark.slow
+def test_hatch_build_and_version(tmp_path: Path, build_wheelhouse: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    version = expected_version(repo)
+    hatch = shutil.which("hatch", path=os.path.dirname(sys.executable))
+    assert hatch is not None, "hatch is in the test extras"
+    home = tmp_path / "home"
+    env = hermetic_env(
+        HOME=str(home),
+        HATCH_DATA_DIR=str(home / "data"),
+        HATCH_CACHE_DIR=str(home / "cache"),
+        UV_FIND_LINKS=str(build_wheelhouse),
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(build_wheelhouse),
+        # Anything that tried the network would fail here.
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        ALL_PROXY="http://127.0.0.1:9",
+        NO_PROXY="",
+        no_proxy="",
+    )
+    run(hatch, "build", cwd=repo, env=env)
+    [wheel] = (repo / "dist").glob("*.whl")
+    metadata, provenance = check_wheel(wheel, version)
+    assert provenance["build"] == {
+        "backend": "hatchling",
+        "hatchling": provenance["build"]["hatchling"],
+        "target": "wheel",
+        "from-sdist": False,
+    }
+    assert (repo / "dist" / f"tensorfork-{version}.tar.gz").is_file()
+    # The same METADATA as pip's build of the same commit.
+    out = tmp_path / "pip"
+    run(sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", out, repo)
+    [pip_wheel] = out.glob("*.whl")
+    assert check_wheel(pip_wheel, version)[0] == metadata
+    # hatch version: prints the labelled version, writes a new base version without the label.
+    assert run(hatch, "version", cwd=repo, env=env, stdout_only=True).strip() == version
+    run(hatch, "version", "2.0.2", cwd=repo, env=env)
+    assert '__version__ = "2.0.2"' in (repo / "src" / "tensorfork" / "__init__.py").read_text()
+    assert run(hatch, "version", cwd=repo, env=env, stdout_only=True).strip() == version.replace(
+        "2.0.1+", "2.0.2+"
+    )
+
+
+# --- errors: one line naming the key, no artifact ----------------------------------------------
+
+
+def _static(*, hook: bool) -> Callable[[str], str]:
+    """Static dependencies, with the metadata hook left configured (empty) or not at all."""
+
+    def edit(text: str) -> str:
+        text = text.replace(
+            'dynamic = ["version", "dependencies", "optional-dependencies"]',
+            'dynamic = ["version"]\ndependencies = ["triton==2.0.0", "filelock"]',
+        )
+        text = text.replace("[tool.hatch.metadata.hooks.wheelpatch]", "[tool.upstream]")
+        text = text.replace("[tool.hatch.metadata.hooks.wheelpatch.", "[tool.upstream.")
+        if hook:
+            text += "\n[tool.hatch.metadata.hooks.wheelpatch]\n"
+        return text
+
+    return edit
+
+
+def _replace(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert old in text
+        return text.replace(old, new)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "tag", "message"),
+    [
+        pytest.param(
+            None,
+            False,
+            "tool.wheelpatch.local-version: {tag}/{commits}/{revision} need git describe",
+            id="no-tag",
+        ),
+        pytest.param(
+            _replace('"stripe.2.{commits}.{revision}"', '"Stripe_2.{commits}"'),
+            True,
+            "tool.wheelpatch.local-version: 'Stripe_2.{commits}' is not a valid local version "
+            "label (write it normalized: 'stripe.2.{commits}')",
+            id="invalid-label",
+        ),
+        pytest.param(
+            _replace('remove = ["triton", "nvidia-*"]', 'remove = "triton"'),
+            True,
+            f"{OVERRIDE}.remove: must be a list of strings, e.g. ['triton']",
+            id="invalid-override",
+        ),
+        pytest.param(
+            _replace('"sympy==1.11.1",', '"sympy===",'),
+            True,
+            "tool.hatch.metadata.hooks.wheelpatch.dependencies[1]: 'sympy===' is not a valid "
+            "requirement",
+            id="invalid-requirement",
+        ),
+        pytest.param(
+            _static(hook=True),
+            True,
+            f"{OVERRIDE}.remove[0], {OVERRIDE}.add[0]: changes project.dependencies, which is "
+            "static; list "
+            "'dependencies' in project.dynamic and move its value to "
+            "[tool.hatch.metadata.hooks.wheelpatch] dependencies",
+            id="static-dependencies",
+        ),
+        pytest.param(
+            _static(hook=False),
+            True,
+            f"{OVERRIDE}.remove[0], {OVERRIDE}.add[0]: changes project.dependencies, which "
+            "is static",
+            id="static-dependencies-without-the-hook",
+        ),
+        pytest.param(
+            _replace('source = "wheelpatch"', 'source = "regex"'),
+            True,
+            "tool.wheelpatch.local-version: the label 'stripe.2.1.",
+            id="label-without-version-source",
+        ),
+        pytest.param(
+            _replace('source = "wheelpatch"', 'source = "wheelpatch"\nbase-source = "nope"'),
+            True,
+            "tool.hatch.version.base-source: unknown version source 'nope'",
+            id="unknown-base-source",
+        ),
+        pytest.param(
+            _replace(
+                "[tool.hatch.metadata.hooks.wheelpatch]\n",
+                "[tool.hatch.metadata.hooks.wheelpatch]\nrequires = []\n",
+            ),
+            True,
+            "tool.hatch.metadata.hooks.wheelpatch.requires: unknown key",
+            id="unknown-hook-key",
+        ),
+    ],
+)
+def test_errors_name_the_key(
+    tmp_path: Path, edit: Callable[[str], str] | None, tag: bool, message: str
+) -> None:
+    repo = make_repo(tmp_path / "tensorfork", edit, tag=tag)
+    out = tmp_path / "dist"
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", out, repo],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not list(out.glob("*.whl"))
+
+
+def test_no_git_repository(tmp_path: Path) -> None:
+    project = tmp_path / "tensorfork"
+    shutil.copytree(FORK, project)
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", tmp_path, project],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert (
+        "tool.wheelpatch.local-version: {tag}/{commits}/{revision} need git describe: "
+        in result.stderr + result.stdout
+    )
+    assert "not a git repository" in result.stderr + result.stdout
