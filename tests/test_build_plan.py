@@ -1,0 +1,302 @@
+"""The pure planning step of the hatch plugin: the labelled version and the edited fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from wheelpatch.build import ProjectFields, plan_fields, plan_version
+from wheelpatch.config import Config, parse_config
+from wheelpatch.errors import ConfigError
+from wheelpatch.hatch_plugin import project_fields
+from wheelpatch.labels import relabel, unlabel
+
+KEY = "tool.wheelpatch.overrides.fork"
+
+
+def config(table: dict[str, Any]) -> Config:
+    return parse_config(table, None, global_label=True)
+
+
+def fields(
+    dependencies: list[str] | None = None,
+    optional: dict[str, list[str]] | None = None,
+    requires_python: str | None = None,
+    dynamic: tuple[str, ...] = ("dependencies", "optional-dependencies", "requires-python"),
+) -> ProjectFields:
+    return ProjectFields(
+        dependencies=None if dependencies is None else tuple(dependencies),
+        optional_dependencies=None
+        if optional is None
+        else {extra: tuple(values) for extra, values in optional.items()},
+        requires_python=requires_python,
+        dynamic=frozenset(dynamic),
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "base", "expected", "key"),
+    [
+        pytest.param({}, "2.0.1", "2.0.1", None, id="no-label"),
+        pytest.param(
+            {"local-version": "stripe.2"},
+            "2.0.1",
+            "2.0.1+stripe.2",
+            "tool.wheelpatch.local-version",
+            id="top-level-label-without-override",
+        ),
+        pytest.param(
+            {"local-version": "stripe.2", "overrides": {"fork": {"local-version": "fork.1"}}},
+            "2.0.1",
+            "2.0.1+fork.1",
+            f"{KEY}.local-version",
+            id="override-label",
+        ),
+        pytest.param(
+            {
+                "local-version": "stripe.2",
+                "overrides": {"fork": {"versions": "<2", "local-version": "fork.1"}},
+            },
+            "2.0.1",
+            "2.0.1+stripe.2",
+            "tool.wheelpatch.local-version",
+            id="override-outside-its-versions",
+        ),
+        pytest.param(
+            {"local-version": "stripe.2", "local-version-mode": "replace"},
+            "2.0.1+cpu",
+            "2.0.1+stripe.2",
+            "tool.wheelpatch.local-version",
+            id="replace-mode",
+        ),
+        pytest.param(
+            {"local-version": "stripe.2"},
+            "2.0.1+cpu",
+            "2.0.1+cpu.stripe.2",
+            "tool.wheelpatch.local-version",
+            id="append-mode",
+        ),
+    ],
+)
+def test_plan_version(table: dict[str, Any], base: str, expected: str, key: str | None) -> None:
+    plan = plan_version(config(table), "Fork", Version(base))
+    assert plan.project == "fork"
+    assert str(plan.version) == expected
+    if expected == base:
+        assert plan.change is None
+    else:
+        assert plan.change is not None
+        assert (plan.change.before, plan.change.after, plan.change.rule) == (base, expected, key)
+        if table.get("local-version-mode") != "replace":  # replacing drops the old label
+            assert unlabel(plan.version, plan.label) == Version(base)
+
+
+def test_plan_fields_edits_every_list_with_the_shared_rules() -> None:
+    table = {
+        "overrides": {
+            "fork": {
+                "remove": ["triton", "nvidia-*"],
+                "replace": ["sympy>=1.13"],
+                "relax": ["numpy"],
+                "add": ["filelock"],
+                "requires-python": ">=3.10",
+            }
+        }
+    }
+    given = fields(
+        ["triton==2.0.0; sys_platform == 'linux'", "sympy==1.11", "numpy<2"],
+        {"cuda": ["nvidia-cudnn-cu12==8.9", "numpy==1.26; python_version < '3.12'"], "x": []},
+        ">=3.8",
+    )
+    plan = plan_fields(config(table), "fork", Version("2.0.1"), given)
+    assert plan.updates == {
+        "dependencies": ["sympy>=1.13", "numpy", "filelock"],
+        "optional-dependencies": {"cuda": ['numpy; python_version < "3.12"'], "x": []},
+        "requires-python": ">=3.10",
+    }
+    assert [(c.field, c.action, c.before, c.after, c.rule) for c in plan.changes] == [
+        (
+            "Requires-Dist",
+            "remove",
+            "triton==2.0.0; sys_platform == 'linux'",
+            None,
+            f"{KEY}.remove[0]",
+        ),
+        ("Requires-Dist", "replace", "sympy==1.11", "sympy>=1.13", f"{KEY}.replace[0]"),
+        ("Requires-Dist", "relax", "numpy<2", "numpy", f"{KEY}.relax[0]"),
+        ("Requires-Dist", "add", None, "filelock", f"{KEY}.add[0]"),
+        (
+            "Requires-Dist",
+            "remove",
+            'nvidia-cudnn-cu12==8.9; extra == "cuda"',
+            None,
+            f"{KEY}.remove[1]",
+        ),
+        (
+            "Requires-Dist",
+            "relax",
+            'numpy==1.26; (python_version < "3.12") and extra == "cuda"',
+            'numpy; (python_version < "3.12") and extra == "cuda"',
+            f"{KEY}.relax[0]",
+        ),
+        ("Requires-Python", "set", ">=3.8", ">=3.10", f"{KEY}.requires-python"),
+    ]
+    assert plan.warnings == ()
+
+
+def test_plan_fields_without_an_override_passes_the_hook_fields_through() -> None:
+    given = fields(["a"], {"x": ["b"]})
+    plan = plan_fields(config({}), "fork", Version("1"), given)
+    assert plan.updates == {"dependencies": ["a"], "optional-dependencies": {"x": ["b"]}}
+    assert plan.changes == ()
+
+
+def test_plan_fields_refuses_to_change_static_fields() -> None:
+    table = {"overrides": {"fork": {"remove": ["a"], "requires-python": ">=3.12"}}}
+    with pytest.raises(ConfigError) as caught:
+        plan_fields(config(table), "fork", Version("1"), fields(["a", "b"], dynamic=()))
+    assert caught.value.errors == (
+        f"{KEY}.remove[0]: changes project.dependencies, which is static; list 'dependencies' "
+        "in project.dynamic and move its value to [tool.hatch.metadata.hooks.wheelpatch] "
+        "dependencies",
+        f"{KEY}.requires-python: changes project.requires-python, which is static; list "
+        "'requires-python' in project.dynamic and move its value to "
+        "[tool.hatch.metadata.hooks.wheelpatch] requires-python",
+    )
+
+
+def test_plan_fields_leaves_static_fields_it_does_not_change() -> None:
+    table = {"overrides": {"fork": {"remove": ["gone"]}}}
+    plan = plan_fields(config(table), "fork", Version("1"), fields(["a"], dynamic=()))
+    assert plan.updates == {}
+    assert plan.warnings == (f"{KEY}.remove[0] matches no requirement of fork 1",)
+
+
+def test_unmatched_means_unmatched_in_every_list() -> None:
+    table = {"overrides": {"fork": {"remove": ["only-in-extra", "nowhere"], "relax": ["x"]}}}
+    given = fields(["x>1"], {"e": ["only-in-extra"]})
+    plan = plan_fields(config(table), "fork", Version("1"), given)
+    assert plan.warnings == (f"{KEY}.remove[1] matches no requirement of fork 1",)
+
+
+def test_override_outside_its_versions_changes_nothing() -> None:
+    table = {"overrides": {"fork": {"versions": ">=3", "remove": ["a"]}}}
+    plan = plan_fields(config(table), "fork", Version("2.0.1+stripe.1"), fields(["a"]))
+    assert plan.updates == {"dependencies": ["a"]}
+    assert plan.changes == ()
+
+
+@pytest.mark.parametrize(
+    ("hook", "project", "errors"),
+    [
+        pytest.param(
+            {"requires": []},
+            {"dynamic": []},
+            [
+                "tool.hatch.metadata.hooks.wheelpatch.requires: unknown key (known: "
+                "dependencies, optional-dependencies)"
+            ],
+            id="unknown-key",
+        ),
+        pytest.param(
+            {"dependencies": "a"},
+            {"dynamic": ["dependencies"]},
+            [
+                "tool.hatch.metadata.hooks.wheelpatch.dependencies: must be a list of "
+                "requirement strings, not 'a'"
+            ],
+            id="not-a-list",
+        ),
+        pytest.param(
+            {"dependencies": ["ok", "bad=="]},
+            {"dynamic": ["dependencies"]},
+            [
+                "tool.hatch.metadata.hooks.wheelpatch.dependencies[1]: 'bad==' is not a valid "
+                "requirement ("  # then packaging's reason
+            ],
+            id="invalid-requirement",
+        ),
+        pytest.param(
+            {"dependencies": []},
+            {"dynamic": ["version"]},
+            [
+                "tool.hatch.metadata.hooks.wheelpatch.dependencies: project.dynamic must list "
+                "'dependencies' for the hook to set it"
+            ],
+            id="not-dynamic",
+        ),
+        pytest.param(
+            {},
+            {"optional-dependencies": ["a"]},
+            ["project.optional-dependencies: must be a table of lists, not ['a']"],
+            id="optional-not-a-table",
+        ),
+        pytest.param(
+            {"optional-dependencies": {"e": [1]}},
+            {"dynamic": ["optional-dependencies"]},
+            [
+                "tool.hatch.metadata.hooks.wheelpatch.optional-dependencies.e: must be a list of "
+                "requirement strings, not [1]"
+            ],
+            id="optional-not-strings",
+        ),
+    ],
+)
+def test_project_fields_errors_name_the_key(
+    hook: dict[str, Any], project: dict[str, Any], errors: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        project_fields(hook, project)
+    assert len(caught.value.errors) == len(errors)
+    for got, expected in zip(caught.value.errors, errors, strict=True):
+        assert got.startswith(expected), got
+
+
+def test_project_fields_prefers_the_hook_table() -> None:
+    got = project_fields(
+        {"dependencies": ["a"]},
+        {
+            "dynamic": ["dependencies"],
+            "optional-dependencies": {"x": ["b"]},
+            "requires-python": ">=3",
+        },
+    )
+    assert got.dependencies == ("a",)
+    assert got.optional_dependencies == {"x": ("b",)}
+    assert got.requires_python == ">=3"
+    assert got.keys == {
+        "dependencies": "tool.hatch.metadata.hooks.wheelpatch.dependencies",
+        "optional-dependencies": "project.optional-dependencies",
+    }
+
+
+@pytest.mark.parametrize(
+    ("version", "label", "expected"),
+    [
+        ("2.0.1+stripe.2", "stripe.2", "2.0.1"),
+        ("2.0.1+cpu.stripe.2", "stripe.2", "2.0.1+cpu"),
+        ("2.0.1+cpu", "stripe.2", "2.0.1+cpu"),
+        ("2.0.1+xstripe.2", "stripe.2", "2.0.1+xstripe.2"),
+        ("2.0.1", None, "2.0.1"),
+    ],
+)
+def test_unlabel_undoes_relabel(version: str, label: str | None, expected: str) -> None:
+    assert unlabel(Version(version), label) == Version(expected)
+    if label and expected != version:
+        assert relabel(Version(expected), label, "append") == Version(version)
+
+
+def test_top_level_label_needs_git_only_when_used(tmp_path: Path) -> None:
+    table = {"local-version": "stripe.{commits}", "overrides": {"a": {"local-version": "a.1"}}}
+    path = tmp_path / "pyproject.toml"
+    assert parse_config(table, path).label is None  # `patch` never uses it here
+    with pytest.raises(ConfigError) as caught:
+        parse_config(table, path, global_label=True)
+    [error] = caught.value.errors
+    assert error.startswith("tool.wheelpatch.local-version: {tag}/{commits}/{revision} need git")
+    unresolved = parse_config(table, path, global_label=True, resolve_labels=False)
+    assert unresolved.label is None
+    assert unresolved.overrides[0].label is None
