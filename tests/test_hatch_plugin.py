@@ -231,6 +231,25 @@ def test_dirty_tree_keeps_the_label_and_says_so(tmp_path: Path) -> None:
     assert "uncommitted changes" in output
 
 
+def test_editable_wheel_has_the_label_and_overrides_but_no_provenance(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    version = expected_version(repo)
+    out = tmp_path / "editable"
+    script = "import sys; from hatchling.build import build_editable; build_editable(sys.argv[1])"
+    run(sys.executable, "-c", script, out, cwd=repo)
+    [wheel] = out.glob("*.whl")
+    assert wheel.name == f"tensorfork-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        headers = BytesHeaderParser().parsebytes(
+            archive.read(f"tensorfork-{version}.dist-info/METADATA")
+        )
+        assert not [n for n in archive.namelist() if n.endswith("wheelpatch.json")]
+    assert headers["Version"] == version
+    assert headers.get_all("Requires-Dist") == REQUIRES
+    with WheelFile.open(wheel) as source:
+        source.validate_record()
+
+
 @pytest.fixture(scope="session")
 def build_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """hatchling, wheelpatch and what they require, as wheels: hatch's build environment is
