@@ -167,8 +167,17 @@ def test_pip_wheel_and_prepare_metadata_agree(tmp_path: Path) -> None:
     assert (path / "METADATA").read_bytes() == metadata
 
 
-def test_sdist_builds_the_same_wheel_elsewhere_without_git(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "tensorfork")
+@pytest.mark.parametrize("sdist_hook", [True, False], ids=["sdist-records", "wheel-hook-only"])
+def test_sdist_builds_the_same_wheel_elsewhere_without_git(
+    tmp_path: Path, sdist_hook: bool
+) -> None:
+    edit = None
+    if not sdist_hook:  # the build hook for wheels only: the sdist carries no provenance
+        edit = _replace(
+            "[tool.hatch.build.hooks.wheelpatch]",
+            "[tool.hatch.build.targets.wheel.hooks.wheelpatch]",
+        )
+    repo = make_repo(tmp_path / "tensorfork", edit)
     version = expected_version(repo)
     run(sys.executable, "-m", "build", "--no-isolation", "--sdist", "--outdir", tmp_path, repo)
     elsewhere = tmp_path / "elsewhere"
@@ -190,8 +199,17 @@ def test_sdist_builds_the_same_wheel_elsewhere_without_git(tmp_path: Path) -> No
         env=env,
     )
     [wheel] = out.glob("*.whl")
-    _, provenance = check_wheel(wheel, version)
-    assert provenance["git"]["commit"] == git(repo, "rev-parse", "HEAD")
+    if sdist_hook:
+        _, provenance = check_wheel(wheel, version)
+        assert provenance["git"]["commit"] == git(repo, "rev-parse", "HEAD")
+    else:
+        with zipfile.ZipFile(wheel) as archive:
+            provenance = json.loads(archive.read(f"tensorfork-{version}.dist-info/wheelpatch.json"))
+        # Nothing is known of how the sdist's fields came about, and nothing is made up.
+        assert provenance["git"] is None
+        assert provenance["changes"] == []
+        assert provenance["version"] == {"before": version, "after": version}
+        assert main(["verify", str(wheel)]) == 0
     assert provenance["build"]["from-sdist"] is True
 
 

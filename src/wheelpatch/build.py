@@ -20,7 +20,7 @@ from packaging.version import Version
 from .config import Config, Override
 from .errors import ConfigError
 from .labels import relabel
-from .plan import Change
+from .metadata import Change
 from .rules import edit_requirements
 
 __all__ = [

@@ -19,39 +19,30 @@ same version without git, and this module then asks git nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hatchling.__about__ import __version__ as hatchling_version
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 from hatchling.plugin import hookimpl
-from hatchling.plugin.manager import PluginManager
 from hatchling.version.source.plugin.interface import VersionSourceInterface
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
 
-from .build import (
-    DEPENDENCIES,
-    OPTIONAL_DEPENDENCIES,
-    FieldsPlan,
-    ProjectFields,
-    VersionPlan,
-    plan_fields,
-    plan_version,
-)
-from .config import Config, parse_config, read_toml
 from .errors import ConfigError
-from .git import GitDescribe, GitError, describe
-from .labels import unlabel
-from .plan import PROVENANCE_NAME, Change
-from .provenance import build_provenance_document, encode
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from .build import FieldsPlan, ProjectFields, VersionPlan
+    from .config import Config
+    from .git import GitDescribe
+
+# Hatchling imports this module in every backend process, get_requires_for_build_* included,
+# where none of the plugin runs: the rest of wheelpatch (and packaging) is imported where used.
 
 __all__ = [
     "PLUGIN_NAME",
@@ -66,10 +57,12 @@ PLUGIN_NAME = "wheelpatch"
 SDIST_PROVENANCE_NAME = ".wheelpatch.json"
 _VERSION_KEY = "tool.hatch.version"
 _HOOK_KEY = "tool.hatch.metadata.hooks.wheelpatch"
-_HOOK_KEYS = frozenset({DEPENDENCIES, OPTIONAL_DEPENDENCIES})
+_HOOK_KEYS = frozenset({"dependencies", "optional-dependencies"})
 
 
 def _pyproject(root: str) -> tuple[Path, dict[str, Any]]:
+    from .config import read_toml
+
     path = Path(root) / "pyproject.toml"
     return path, read_toml(path)
 
@@ -85,6 +78,8 @@ def _project_name(root: str) -> str:
 
 def load_config(root: str, *, resolve_labels: bool) -> Config:
     """The project's own ``[tool.wheelpatch]`` table, with its label for this project."""
+    from .config import parse_config
+
     path, data = _pyproject(root)
     tool = data.get("tool")
     table = tool.get("wheelpatch") if isinstance(tool, dict) else None
@@ -122,6 +117,8 @@ class WheelpatchVersionSource(VersionSourceInterface):
                 raise ConfigError(
                     [f"{key}: must name another hatch version source (e.g. 'regex'), not {raw!r}"]
                 )
+            from hatchling.plugin.manager import PluginManager
+
             source = PluginManager().version_source.get(raw)
             if source is None:
                 raise ConfigError(
@@ -136,6 +133,10 @@ class WheelpatchVersionSource(VersionSourceInterface):
         return self._base
 
     def plan(self) -> VersionPlan:
+        from packaging.version import InvalidVersion, Version
+
+        from .build import plan_version
+
         if self._plan is None:
             base_source = self.base_source()
             self._base_data = base_source.get_version_data()
@@ -168,12 +169,18 @@ class WheelpatchVersionSource(VersionSourceInterface):
 
     def set_version(self, version: str, version_data: dict[str, Any]) -> None:
         """``hatch version X``: the base source is given X without the label."""
+        from packaging.version import Version
+
+        from .labels import unlabel
+
         plan = self.plan()
         base = unlabel(Version(version), plan.label)
         self.base_source().set_version(str(base), version_data.get("base") or {})
 
 
 def _string_list(value: Any, key: str, errors: list[str]) -> tuple[str, ...] | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         errors.append(f"{key}: must be a list of requirement strings, not {value!r}")
         return None
@@ -188,6 +195,8 @@ def _string_list(value: Any, key: str, errors: list[str]) -> tuple[str, ...] | N
 
 def project_fields(hook: Mapping[str, Any], project: Mapping[str, Any]) -> ProjectFields:
     """The requirement fields the build starts from: the hook table's, else ``[project]``'s."""
+    from .build import DEPENDENCIES, OPTIONAL_DEPENDENCIES, ProjectFields
+
     errors: list[str] = []
     for name in hook:
         if name not in _HOOK_KEYS:
@@ -245,6 +254,10 @@ class WheelpatchMetadataHook(MetadataHookInterface):
         self.plan: FieldsPlan | None = None
 
     def update(self, metadata: dict[str, Any]) -> None:
+        from packaging.version import Version
+
+        from .build import plan_fields
+
         fields = project_fields(self.config, metadata)
         raw_version = metadata.get("version")
         if not isinstance(raw_version, str):
@@ -271,6 +284,8 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         self._scratch: str | None = None
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        from .provenance import PROVENANCE_NAME, encode
+
         if self.target_name == "wheel" and version != "editable":
             project_id = getattr(self.build_config.builder, "artifact_project_id", None)
             if not isinstance(project_id, str):
@@ -294,12 +309,39 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def provenance(self) -> dict[str, Any]:
         """The document for this build: carried on from an sdist, or made from this tree."""
+        from hatchling.__about__ import __version__ as hatchling_version
+        from packaging.version import Version
+
+        from .build import plan_fields
+        from .labels import unlabel
+        from .metadata import Change
+        from .provenance import build_provenance_document
+
         root = Path(self.root)
         metadata = self.metadata
         after = Version(metadata.version)
-        recorded = root / SDIST_PROVENANCE_NAME
-        if (root / "PKG-INFO").is_file() and recorded.is_file():
-            return self._carried_on(recorded, metadata.core.name, after, hatchling_version)
+        name = metadata.core.name
+        if (root / "PKG-INFO").is_file():
+            # An unpacked sdist: its PKG-INFO fixed the version and requirements, and git, if
+            # any, is not this project's.
+            recorded = root / SDIST_PROVENANCE_NAME
+            if recorded.is_file():
+                return self._carried_on(recorded, name, after)
+            # An sdist made without the build hook: how its fields came about is not known.
+            config = load_config(self.root, resolve_labels=False)
+            return build_provenance_document(
+                project=name,
+                before=after,
+                after=after,
+                changes=[],
+                config_path=config.display_path,
+                override=config.override_for(name),
+                git=None,
+                target=self.target_name,
+                hatchling=hatchling_version,
+                from_sdist=True,
+                source_date_epoch=os.environ.get("SOURCE_DATE_EPOCH"),
+            )
         hatch = metadata.hatch
         source = hatch.version.source if "version" in hatch.config else None
         version_plan: VersionPlan | None = None
@@ -308,8 +350,8 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             config = source.wheelpatch_config or load_config(self.root, resolve_labels=True)
         else:
             config = load_config(self.root, resolve_labels=True)
-            label, key, _ = config.label_for(metadata.core.name, after)
-            if label and not (root / "PKG-INFO").is_file() and after.local != label:
+            label, key, _ = config.label_for(name, after)
+            if label and unlabel(after, label) == after:
                 raise ConfigError(
                     [
                         f"{key}: the label {label!r} is configured but [tool.hatch.version] "
@@ -322,14 +364,14 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             # No hook ran: the fields are all static, so any change the override asks for is
             # refused here rather than silently left out.
             static = project_fields({}, {**metadata.core_raw_metadata, "dynamic": []})
-            fields_plan = plan_fields(config, metadata.core.name, after, static)
+            fields_plan = plan_fields(config, name, after, static)
         changes: list[Change] = (
             [version_plan.change] if version_plan and version_plan.change else []
         )
         changes.extend(fields_plan.changes)
-        override = fields_plan.override or config.override_for(metadata.core.name)
+        override = fields_plan.override or config.override_for(name)
         return build_provenance_document(
-            project=metadata.core.name,
+            project=name,
             before=version_plan.base if version_plan is not None else after,
             after=after,
             changes=changes,
@@ -341,10 +383,13 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             source_date_epoch=os.environ.get("SOURCE_DATE_EPOCH"),
         )
 
-    def _carried_on(
-        self, recorded: Path, project: str, version: Version, hatchling_version: str
-    ) -> dict[str, Any]:
+    def _carried_on(self, recorded: Path, project: str, version: Version) -> dict[str, Any]:
         """The sdist's document, checked against this build and marked as built from it."""
+        import json
+
+        from hatchling.__about__ import __version__ as hatchling_version
+        from packaging.version import InvalidVersion, Version
+
         where = f"{recorded.name} of the sdist"
         try:
             document = json.loads(recorded.read_text(encoding="utf-8"))
@@ -368,6 +413,8 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
 def _describe(root: Path) -> GitDescribe | None:
     """git's view of the tree for provenance; ``None`` outside git or without a tag."""
+    from .git import GitError, describe
+
     try:
         return describe(root)
     except GitError:

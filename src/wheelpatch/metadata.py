@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "LINE_BREAKS",
+    "Change",
     "Header",
     "MetadataDocument",
     "MetadataError",
@@ -192,3 +194,34 @@ def _header(name: str, lines: list[str]) -> Header:
     if len(lines) > 1:
         value += "\n" + "\n".join(line.rstrip("\r\n") for line in lines[1:])
     return Header(name=name, value=value, raw=raw)
+
+
+ChangeAction = Literal["set", "remove", "replace", "relax", "add"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One edit of METADATA: ``field`` is the header, ``rule`` the TOML key that asked for it."""
+
+    field: str
+    action: ChangeAction
+    before: str | None
+    after: str | None
+    rule: str | None
+
+    def as_json(self) -> dict[str, str | None]:
+        """The change as the provenance file and ``--json`` reports write it."""
+        return {
+            "field": self.field,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "rule": self.rule,
+        }
+
+    def describe(self) -> str:
+        if self.action == "add":
+            return f"+{self.field} {self.after}"
+        if self.action == "remove":
+            return f"-{self.field} {self.before}"
+        return f"{self.field} {self.before} -> {self.after}"

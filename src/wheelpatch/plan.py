@@ -10,49 +10,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from packaging.version import Version
 
 from .config import Config, Override
 from .errors import InvalidWheel
 from .labels import relabel
+from .metadata import Change
+from .provenance import PROVENANCE_NAME
 from .record import Record, RecordRow, digest_bytes
 from .rules import edit_requirements
 from .wheel import SourceWheel
 
 __all__ = ["PROVENANCE_NAME", "Change", "PatchPlan", "Unchanged", "plan_patch"]
-
-PROVENANCE_NAME = "wheelpatch.json"
-ChangeAction = Literal["set", "remove", "replace", "relax", "add"]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One edit of METADATA: ``field`` is the header, ``rule`` the TOML key that asked for it."""
-
-    field: str
-    action: ChangeAction
-    before: str | None
-    after: str | None
-    rule: str | None
-
-    def as_json(self) -> dict[str, str | None]:
-        """The change as the provenance file and ``--json`` reports write it."""
-        return {
-            "field": self.field,
-            "action": self.action,
-            "before": self.before,
-            "after": self.after,
-            "rule": self.rule,
-        }
-
-    def describe(self) -> str:
-        if self.action == "add":
-            return f"+{self.field} {self.after}"
-        if self.action == "remove":
-            return f"-{self.field} {self.before}"
-        return f"{self.field} {self.before} -> {self.after}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,16 +30,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
-
-from packaging.version import Version
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Override
-from .git import GitDescribe
-from .plan import Change, PatchPlan
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from .config import Override
+    from .git import GitDescribe
+    from .metadata import Change
+    from .plan import PatchPlan
 
 __all__ = [
+    "PROVENANCE_NAME",
     "SCHEMA_VERSION",
     "build_provenance_document",
     "encode",
@@ -48,6 +52,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+#: The provenance document's name in a ``.dist-info`` directory.
+PROVENANCE_NAME = "wheelpatch.json"
 
 
 def _created(source_date_epoch: str | None) -> str | None:
@@ -73,6 +79,7 @@ def build_provenance_document(
     git: GitDescribe | None,
     target: str,
     hatchling: str,
+    from_sdist: bool = False,
     source_date_epoch: str | None = None,
 ) -> dict[str, Any]:
     """The provenance of a wheel or sdist hatchling builds with the plugin."""
@@ -96,7 +103,7 @@ def build_provenance_document(
             "backend": "hatchling",
             "hatchling": hatchling,
             "target": target,
-            "from-sdist": False,
+            "from-sdist": from_sdist,
         },
     }
 
