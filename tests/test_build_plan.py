@@ -296,7 +296,9 @@ def test_top_level_label_needs_git_only_when_used(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(table, path, global_label=True)
     [error] = caught.value.errors
-    assert error.startswith("tool.wheelpatch.local-version: {tag}/{commits}/{revision} need git")
+    assert error.startswith(
+        "tool.wheelpatch.local-version: {tag}/{major}/{commits}/{revision} need git"
+    )
     unresolved = parse_config(table, path, global_label=True, resolve_labels=False)
     assert unresolved.label is None
     assert unresolved.overrides[0].label is None

@@ -499,13 +499,13 @@ def over(body: str, project: str = "torch") -> str:
         pytest.param(
             '[tool.wheelpatch]\nlocal-version = "stripe.{branch}"',
             f"{ROOT}.local-version: 'stripe.{{branch}}' uses the unknown placeholder {{branch}} "
-            "(known: {tag}, {commits}, {revision})",
+            "(known: {tag}, {major}, {commits}, {revision})",
             id="label-unknown-placeholder",
         ),
         pytest.param(
             over('local-version = "stripe.{commits:03}"'),
             f"{TORCH}.local-version: 'stripe.{{commits:03}}' formats the placeholder {{commits}}; "
-            "write {tag}, {commits}, {revision} bare",
+            "write {tag}, {major}, {commits}, {revision} bare",
             id="label-format-spec",
         ),
         # the same project or requirement named twice

@@ -15,7 +15,7 @@ from wheelpatch.git import GitError, describe, parse_describe
 
 ROOT = "tool.wheelpatch"
 TORCH = "tool.wheelpatch.overrides.torch"
-NEED_GIT = "{tag}/{commits}/{revision} need git describe: "
+NEED_GIT = "{tag}/{major}/{commits}/{revision} need git describe: "
 
 
 @pytest.fixture(autouse=True)

@@ -357,11 +357,11 @@ def _replace(old: str, new: str) -> Callable[[str], str]:
         pytest.param(
             None,
             False,
-            "tool.wheelpatch.local-version: {tag}/{commits}/{revision} need git describe",
+            "tool.wheelpatch.local-version: {tag}/{major}/{commits}/{revision} need git describe",
             id="no-tag",
         ),
         pytest.param(
-            _replace('"stripe.2.{commits}.{revision}"', '"Stripe_2.{commits}"'),
+            _replace('"stripe.{major}.{commits}.{revision}"', '"Stripe_2.{commits}"'),
             True,
             "tool.wheelpatch.local-version: 'Stripe_2.{commits}' is not a valid local version "
             "label (write it normalized: 'stripe.2.{commits}')",
@@ -448,7 +448,7 @@ def test_no_git_repository(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert (
-        "tool.wheelpatch.local-version: {tag}/{commits}/{revision} need git describe: "
+        "tool.wheelpatch.local-version: {tag}/{major}/{commits}/{revision} need git describe: "
         in result.stderr + result.stdout
     )
     assert "not a git repository" in result.stderr + result.stdout

@@ -10,8 +10,8 @@ from wheelpatch.labels import PLACEHOLDERS, LabelMode, LabelTemplate, relabel
 
 KEY = "tool.wheelpatch.local-version"
 GENERIC_HINT = "(lowercase letters and digits in dot-separated segments, e.g. 'stripe.2')"
-KNOWN = "(known: {tag}, {commits}, {revision})"
-BARE = "write {tag}, {commits}, {revision} bare"
+KNOWN = "(known: {tag}, {major}, {commits}, {revision})"
+BARE = "write {tag}, {major}, {commits}, {revision} bare"
 
 
 def git_describe(tag: str = "v2.0.1", commits: int = 3, revision: str = "abc1234") -> GitDescribe:
@@ -173,7 +173,7 @@ def test_check_refuses_invalid_labels(text: str, message: str) -> None:
     [
         pytest.param("stripe.2", frozenset(), id="none"),
         pytest.param("stripe.{commits}", frozenset({"commits"}), id="one"),
-        pytest.param("{tag}.{commits}.{revision}", frozenset(PLACEHOLDERS), id="all"),
+        pytest.param("{tag}.{major}.{commits}.{revision}", frozenset(PLACEHOLDERS), id="all"),
         pytest.param("{commits}.{commits}", frozenset({"commits"}), id="repeated"),
     ],
 )
@@ -212,6 +212,19 @@ def test_placeholders(text: str, placeholders: frozenset[str]) -> None:
             id="all-placeholders",
         ),
         pytest.param(
+            "stripe.{major}.{commits}.{revision}",
+            git_describe(tag="v2.0.1", commits=4, revision="1a2b3c4"),
+            "stripe.2.4.1a2b3c4",
+            id="major",
+        ),
+        pytest.param("s{major}", git_describe(tag="stripe-03"), "s3", id="major-first-number"),
+        pytest.param(
+            "{major}.{commits}",
+            git_describe(tag="release/2", commits=0),
+            "2.0",
+            id="major-of-a-tag-that-cannot-be-a-label",
+        ),
+        pytest.param(
             # CalVer tags: the label must be the normalized one the version will carry.
             "stripe.{tag}",
             git_describe(tag="2024.01.05"),
@@ -224,6 +237,12 @@ def test_render(text: str, git: GitDescribe | None, label: str) -> None:
     rendered = LabelTemplate(text, KEY).render(git)
     assert rendered == label
     assert Version(f"1.0+{rendered}").local == rendered
+
+
+def test_render_major_needs_a_number() -> None:
+    with pytest.raises(ValueError, match="has no number") as info:
+        LabelTemplate("stripe.{major}", KEY).render(git_describe(tag="release"))
+    assert str(info.value) == f"{KEY}: git tag 'release' has no number to fill {{major}}"
 
 
 @pytest.mark.parametrize(

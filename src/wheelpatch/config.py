@@ -1,8 +1,9 @@
 """The ``[tool.wheelpatch]`` table: found, parsed and checked into typed, frozen values.
 
 Every problem is collected and reported at once, each naming its full TOML key and quoting the bad
-value. Labels with ``{tag}``/``{commits}``/``{revision}`` are filled from ``git describe`` of the
-repository holding the configuration file here, so everything downstream sees final labels.
+value. Labels with ``{tag}``/``{major}``/``{commits}``/``{revision}`` are filled from
+``git describe`` of the repository holding the configuration file here, so everything downstream
+sees final labels.
 """
 
 from __future__ import annotations
@@ -260,7 +261,9 @@ def parse_config(
                 git = describe(path.parent)
             except GitError as exc:
                 keys = ", ".join(sorted({t.key for t in templates if t.placeholders}))
-                errors.append(f"{keys}: {{tag}}/{{commits}}/{{revision}} need git describe: {exc}")
+                errors.append(
+                    f"{keys}: {{tag}}/{{major}}/{{commits}}/{{revision}} need git describe: {exc}"
+                )
     overrides: list[Override] = []
     label: str | None = None
     if not errors:

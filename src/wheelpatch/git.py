@@ -44,7 +44,7 @@ def _git(directory: Path, *args: str) -> str:
         )
     except FileNotFoundError:
         raise GitError(
-            "git is not installed (it is needed to fill {tag}/{commits}/{revision})"
+            "git is not installed (it is needed to fill {tag}/{major}/{commits}/{revision})"
         ) from None
     if result.returncode != 0:
         message = (result.stderr.strip().splitlines() or ["no output"])[-1]

@@ -14,10 +14,11 @@ from .git import GitDescribe
 __all__ = ["PLACEHOLDERS", "LabelMode", "LabelTemplate", "relabel", "unlabel"]
 
 LabelMode = Literal["append", "replace"]
-PLACEHOLDERS = ("tag", "commits", "revision")
+PLACEHOLDERS = ("tag", "major", "commits", "revision")
 #: A normalized PEP 440 local label: lowercase alphanumeric segments joined by dots.
 _LOCAL_LABEL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
 _TAG_SEPARATORS = re.compile(r"[-_.]+")
+_FIRST_NUMBER = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,10 @@ class LabelTemplate:
             return self.text
         if git is None:
             raise ValueError(f"{self.key}: {self.text!r} needs git describe")
+        fields = self.placeholders
         label = self.text.format(
-            tag=_tag_label(git.tag, self.key),
+            tag=_tag_label(git.tag, self.key) if "tag" in fields else "",
+            major=_tag_major(git.tag, self.key) if "major" in fields else "",
             commits=str(git.commits),
             revision=git.revision,
         )
@@ -109,6 +112,14 @@ def _tag_label(tag: str, key: str) -> str:
             "(only letters, digits, '.', '-' and '_')"
         )
     return label
+
+
+def _tag_major(tag: str, key: str) -> str:
+    """The tag's major version: its first number (``v2.0.1`` -> ``2``, ``stripe-3`` -> ``3``)."""
+    match = _FIRST_NUMBER.search(tag)
+    if match is None:
+        raise ValueError(f"{key}: git tag {tag!r} has no number to fill {{major}}")
+    return str(int(match[0]))
 
 
 def relabel(version: Version, label: str | None, mode: LabelMode) -> Version:
