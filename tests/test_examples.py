@@ -146,3 +146,22 @@ def test_relax_pins(tmp_path: Path) -> None:
     assert "legacyclient" in dry.stdout
     assert "1.4.0+relaxed.1" in dry.stdout
     assert not (tmp_path / "target").exists()
+
+
+def test_torch_install_still_unresolvable_says_what_was_pinned(tmp_path: Path) -> None:
+    example = EXAMPLES / "torch-without-triton"
+    wheelhouse = tmp_path / "wheelhouse"
+    _run(sys.executable, example / "make_wheelhouse.py", wheelhouse, cwd=tmp_path)
+    (wheelhouse / "sympy-1.13.3-py3-none-any.whl").unlink()  # missing even once patched
+    result = _run(
+        _tool("wheelpatch-install"), "--dry-run", "--target", tmp_path / "target",
+        "--no-index", "--find-links", wheelhouse, "torch==2.0.1",
+        cwd=example,
+    )  # fmt: skip
+    assert result.returncode == 4
+    [line] = result.stderr.strip().splitlines()
+    assert "sympy>=1.13.3" in line
+    assert line.endswith(
+        "(with the patched torch 2.0.1+stripe.2 pinned, as found without their dependencies)"
+    )
+    assert not (tmp_path / "target").exists()

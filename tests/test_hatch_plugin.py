@@ -148,7 +148,9 @@ def test_python_build_sdist_then_wheel(tmp_path: Path) -> None:
     assert sdist_provenance["changes"] == provenance["changes"]
 
 
-def test_pip_wheel_and_prepare_metadata_agree(tmp_path: Path) -> None:
+def test_pip_wheel_and_prepare_metadata_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = make_repo(tmp_path / "tensorfork")
     version = expected_version(repo)
     out = tmp_path / "wheels"
@@ -165,6 +167,12 @@ def test_pip_wheel_and_prepare_metadata_agree(tmp_path: Path) -> None:
     path = Path(run(sys.executable, "-c", script, repo, prepared).strip().splitlines()[-1])
     assert path.name == f"tensorfork-{version}.dist-info"
     assert (path / "METADATA").read_bytes() == metadata
+    capsys.readouterr()
+    assert main(["show", str(wheel)]) == 0
+    shown = capsys.readouterr().out
+    assert "Provenance: built by hatchling " in shown
+    assert f"git {provenance['git']['describe']}" in shown
+    assert "remove Requires-Dist: triton==2.0.0" in shown
 
 
 @pytest.mark.parametrize("sdist_hook", [True, False], ids=["sdist-records", "wheel-hook-only"])
@@ -211,6 +219,58 @@ def test_sdist_builds_the_same_wheel_elsewhere_without_git(
         assert provenance["version"] == {"before": version, "after": version}
         assert main(["verify", str(wheel)]) == 0
     assert provenance["build"]["from-sdist"] is True
+
+
+def test_sdist_whose_edited_dependencies_are_empty(tmp_path: Path) -> None:
+    """PKG-INFO then has no Requires-Dist, so hatchling leaves ``dependencies`` dynamic and runs the
+    hook on the unpacked sdist, with ``optional-dependencies`` already taken from PKG-INFO."""
+
+    def edit(text: str) -> str:
+        text = text.replace('remove = ["triton", "nvidia-*"]', 'remove = ["*"]')
+        text = text.replace('relax = ["sympy"]\n', "").replace('add = ["numpy>=1.24"]\n', "")
+        return text
+
+    repo = make_repo(tmp_path / "tensorfork", edit)
+    version = expected_version(repo)
+    out = tmp_path / "dist"
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, repo)
+    [wheel] = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        headers = BytesHeaderParser().parsebytes(
+            archive.read(f"tensorfork-{version}.dist-info/METADATA")
+        )
+        provenance = json.loads(archive.read(f"tensorfork-{version}.dist-info/wheelpatch.json"))
+    assert headers.get_all("Requires-Dist") is None
+    assert headers.get_all("Provides-Extra") == ["cuda"]
+    assert provenance["build"]["from-sdist"] is True
+    assert len([c for c in provenance["changes"] if c["action"] == "remove"]) == 5
+
+
+def test_override_versions_match_the_version_before_the_label(tmp_path: Path) -> None:
+    """A base version with a local label of its own (``2.0.1+cpu``): ``versions = "==2.0.1+cpu"``
+    is matched against it, not against the labelled ``2.0.1+cpu.stripe...``."""
+
+    def edit(text: str) -> str:
+        return text.replace("[tool.wheelpatch.overrides.tensorfork]\n", (
+            "[tool.wheelpatch.overrides.tensorfork]\nversions = \"==2.0.1+cpu\"\n"
+        ))  # fmt: skip
+
+    repo = tmp_path / "tensorfork"
+    make_repo(repo, edit)
+    init = repo / "src" / "tensorfork" / "__init__.py"
+    init.write_text(init.read_text().replace('"2.0.1"', '"2.0.1+cpu"'))
+    git(repo, "commit", "-qam", "a CPU build")
+    revision = git(repo, "describe", "--tags", "--long").rsplit("-g", 1)[1]
+    version = f"2.0.1+cpu.stripe.2.2.{revision}"
+    out = tmp_path / "dist"
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, repo)
+    [wheel] = out.glob("*.whl")
+    assert wheel.name == f"tensorfork-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        headers = BytesHeaderParser().parsebytes(
+            archive.read(f"tensorfork-{version}.dist-info/METADATA")
+        )
+    assert headers.get_all("Requires-Dist") == REQUIRES
 
 
 def test_builds_are_reproducible(tmp_path: Path) -> None:
@@ -399,7 +459,8 @@ def _replace(old: str, new: str) -> Callable[[str], str]:
         pytest.param(
             _replace('source = "wheelpatch"', 'source = "regex"'),
             True,
-            "tool.wheelpatch.local-version: the label 'stripe.2.1.",
+            "tool.wheelpatch.local-version: a label is configured but [tool.hatch.version] "
+            "source is not 'wheelpatch', so the build would not carry it",
             id="label-without-version-source",
         ),
         pytest.param(

@@ -100,9 +100,16 @@ def _with_extra(text: str, extra: str | None) -> str:
 
 
 def plan_fields(
-    config: Config, project: str, version: Version, fields: ProjectFields
+    config: Config,
+    project: str,
+    version: Version,
+    fields: ProjectFields,
+    *,
+    fixed: frozenset[str] = frozenset(),
 ) -> FieldsPlan:
-    """Apply ``project``'s override to its requirement fields.
+    """Apply ``project``'s override (if it applies to ``version``, the version before labelling)
+    to its requirement fields. Fields in ``fixed`` are left as they are: a build from an sdist
+    takes them, already edited, from its PKG-INFO.
 
     Raises :class:`ConfigError` naming the TOML key when a requirement does not parse, or when the
     override would change a field that is static in ``[project]`` (a build backend must not).
@@ -125,7 +132,11 @@ def plan_fields(
     unmatched: set[str] | None = None
     edited: dict[str | None, list[str]] = {}
     # One edit per list, so each change knows its extra; only the dependencies get the additions.
-    lists: list[tuple[str | None, list[str]]] = [(None, dependencies), *groups.items()]
+    lists: list[tuple[str | None, list[str]]] = []
+    if DEPENDENCIES not in fixed:
+        lists.append((None, dependencies))
+    if OPTIONAL_DEPENDENCIES not in fixed:
+        lists.extend(groups.items())
     for extra, texts in lists:
         rule_set = override if extra is None else dataclasses.replace(override, add=())
         try:
@@ -147,19 +158,20 @@ def plan_fields(
                     change.rule,
                 )
             )
-    new_dependencies = edited[None]
-    new_groups = {extra: edited[extra] for extra in groups}
+    new_dependencies = edited.get(None, dependencies)
+    new_groups = {extra: edited.get(extra, values) for extra, values in groups.items()}
     updates: dict[str, Any] = {}
     if new_dependencies != dependencies:
         updates[DEPENDENCIES] = new_dependencies
     if new_groups != groups:
         updates[OPTIONAL_DEPENDENCIES] = new_groups
-    if override.requires_python is not None and override.requires_python != fields.requires_python:
-        updates[REQUIRES_PYTHON] = override.requires_python
+    requires_python = override.requires_python
+    if REQUIRES_PYTHON not in fixed and requires_python not in (None, fields.requires_python):
+        updates[REQUIRES_PYTHON] = requires_python
         rule = f"{override.key}.requires-python"
         rules[REQUIRES_PYTHON] = [rule]
         changes.append(
-            Change("Requires-Python", "set", fields.requires_python, override.requires_python, rule)
+            Change("Requires-Python", "set", fields.requires_python, requires_python, rule)
         )
 
     static = [name for name in updates if name not in fields.dynamic]

@@ -263,14 +263,27 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
     provenance = info["provenance"]
     if provenance is None:
         print("Provenance: none (not patched by wheelpatch)", file=out)
+    elif not isinstance(provenance, dict):
+        print("Provenance: unreadable (wheelpatch.json is not a JSON object)", file=out)
     else:
-        source = provenance.get("source", {})
-        print(
-            f"Provenance: patched by wheelpatch {provenance.get('wheelpatch')} from "
-            f"{source.get('filename')} (sha256 {source.get('sha256')})",
-            file=out,
-        )
-        for change in provenance.get("changes", []):
+        source = provenance.get("source")
+        build = provenance.get("build")
+        if isinstance(source, dict):
+            origin = f"patched by wheelpatch {provenance.get('wheelpatch')} from "
+            origin += f"{source.get('filename')} (sha256 {source.get('sha256')})"
+        elif isinstance(build, dict):
+            origin = f"built by {build.get('backend')} {build.get('hatchling')} with the "
+            origin += f"wheelpatch {provenance.get('wheelpatch')} plugin"
+        else:
+            origin = f"wheelpatch {provenance.get('wheelpatch')}"
+        git = provenance.get("git")
+        if isinstance(git, dict):
+            origin += f"; git {git.get('describe')}" + (" (dirty)" if git.get("dirty") else "")
+        print(f"Provenance: {origin}", file=out)
+        changes = provenance.get("changes")
+        for change in changes if isinstance(changes, list) else []:
+            if not isinstance(change, dict):
+                continue
             print(
                 f"  {change.get('action')} {change.get('field')}: {change.get('before')} -> "
                 f"{change.get('after')} [{change.get('rule')}]",

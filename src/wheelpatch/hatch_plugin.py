@@ -19,8 +19,8 @@ same version without git, and this module then asks git nothing.
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -58,6 +58,10 @@ SDIST_PROVENANCE_NAME = ".wheelpatch.json"
 _VERSION_KEY = "tool.hatch.version"
 _HOOK_KEY = "tool.hatch.metadata.hooks.wheelpatch"
 _HOOK_KEYS = frozenset({"dependencies", "optional-dependencies"})
+_FIELDS = frozenset({*_HOOK_KEYS, "requires-python"})
+#: The version source's plan per project root, for the metadata hook, which hatchling runs after
+#: the version source in the same process but gives no way to reach it.
+_VERSION_PLANS: dict[str, VersionPlan] = {}
 
 
 def _pyproject(root: str) -> tuple[Path, dict[str, Any]]:
@@ -153,6 +157,7 @@ class WheelpatchVersionSource(VersionSourceInterface):
             config = load_config(self.root, resolve_labels=True)
             self.wheelpatch_config = config
             self._plan = plan_version(config, _project_name(self.root), base)
+            _VERSION_PLANS[os.path.realpath(self.root)] = self._plan
             if config.git is not None and config.git.dirty and self._plan.label:
                 _warn(
                     (
@@ -258,7 +263,16 @@ class WheelpatchMetadataHook(MetadataHookInterface):
 
         from .build import plan_fields
 
-        fields = project_fields(self.config, metadata)
+        root = Path(self.root)
+        hook = self.config
+        fixed: frozenset[str] = frozenset()
+        if (root / "PKG-INFO").is_file():
+            # An unpacked sdist: hatchling took the fields PKG-INFO has, already edited, from it
+            # and no longer lists them as dynamic; they are left exactly as they are.
+            dynamic = {v for v in metadata.get("dynamic", []) if isinstance(v, str)}
+            fixed = frozenset(_FIELDS - dynamic)
+            hook = {key: value for key, value in hook.items() if key not in fixed}
+        fields = project_fields(hook, metadata)
         raw_version = metadata.get("version")
         if not isinstance(raw_version, str):
             raise ConfigError(
@@ -269,9 +283,41 @@ class WheelpatchMetadataHook(MetadataHookInterface):
             )
         config = load_config(self.root, resolve_labels=False)
         name = str(metadata.get("name") or _project_name(self.root))
-        self.plan = plan_fields(config, name, Version(raw_version), fields)
+        self.plan = plan_fields(
+            config,
+            name,
+            self._base_version(config, name, Version(raw_version)),
+            fields,
+            fixed=fixed,
+        )
         _warn(self.plan.warnings)
         metadata.update(self.plan.updates)
+
+    def _base_version(self, config: Config, name: str, version: Version) -> Version:
+        """The version before labelling, which an override's ``versions`` is matched against."""
+        from packaging.version import InvalidVersion, Version
+
+        plan = _VERSION_PLANS.get(os.path.realpath(self.root))
+        if plan is not None:
+            return plan.base
+        recorded = Path(self.root) / SDIST_PROVENANCE_NAME
+        if (Path(self.root) / "PKG-INFO").is_file():
+            try:
+                document = json.loads(recorded.read_text(encoding="utf-8"))
+                return Version(document["version"]["before"])
+            except (OSError, ValueError, KeyError, TypeError, InvalidVersion):
+                return version  # an sdist made without the build hook: its version is all there is
+        _, key, _ = config.label_for(name, version)
+        if key is not None:
+            raise ConfigError([_label_without_source(key)])
+        return version
+
+
+def _label_without_source(key: str) -> str:
+    return (
+        f"{key}: a label is configured but [tool.hatch.version] source is not "
+        f"{PLUGIN_NAME!r}, so the build would not carry it"
+    )
 
 
 class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -281,7 +327,8 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._scratch: str | None = None
+        # Removed in finalize, or at exit (its finalizer) when the build fails before that.
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         from .provenance import PROVENANCE_NAME, encode
@@ -296,15 +343,15 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         else:
             return
         document = encode(self.provenance())
-        self._scratch = tempfile.mkdtemp(prefix="wheelpatch-")
-        path = os.path.join(self._scratch, PROVENANCE_NAME)
+        self._scratch = tempfile.TemporaryDirectory(prefix="wheelpatch-")
+        path = os.path.join(self._scratch.name, PROVENANCE_NAME)
         with open(path, "wb") as stream:
             stream.write(document)
         build_data["force_include"][path] = destination
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch.cleanup()
             self._scratch = None
 
     def provenance(self) -> dict[str, Any]:
@@ -313,7 +360,6 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         from packaging.version import Version
 
         from .build import plan_fields
-        from .labels import unlabel
         from .metadata import Change
         from .provenance import build_provenance_document
 
@@ -335,7 +381,7 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 after=after,
                 changes=[],
                 config_path=config.display_path,
-                override=config.override_for(name),
+                override=None,
                 git=None,
                 target=self.target_name,
                 hatchling=hatchling_version,
@@ -350,26 +396,23 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             config = source.wheelpatch_config or load_config(self.root, resolve_labels=True)
         else:
             config = load_config(self.root, resolve_labels=True)
-            label, key, _ = config.label_for(name, after)
-            if label and unlabel(after, label) == after:
-                raise ConfigError(
-                    [
-                        f"{key}: the label {label!r} is configured but [tool.hatch.version] "
-                        f"source is not {PLUGIN_NAME!r}, so this build would not carry it"
-                    ]
-                )
+            _, key, _ = config.label_for(name, after)
+            if key is not None:
+                raise ConfigError([_label_without_source(key)])
         hook = hatch.metadata.hooks.get(PLUGIN_NAME) if hatch.metadata.hook_config else None
         fields_plan = hook.plan if isinstance(hook, WheelpatchMetadataHook) else None
         if fields_plan is None:
             # No hook ran: the fields are all static, so any change the override asks for is
             # refused here rather than silently left out.
             static = project_fields({}, {**metadata.core_raw_metadata, "dynamic": []})
-            fields_plan = plan_fields(config, name, after, static)
+            base = version_plan.base if version_plan is not None else after
+            fields_plan = plan_fields(config, name, base, static)
         changes: list[Change] = (
             [version_plan.change] if version_plan and version_plan.change else []
         )
         changes.extend(fields_plan.changes)
-        override = fields_plan.override or config.override_for(name)
+        # The resolved configuration's: its digest covers the label used, as for patched wheels.
+        override = config.override_for(name)
         return build_provenance_document(
             project=name,
             before=version_plan.base if version_plan is not None else after,
@@ -385,8 +428,6 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def _carried_on(self, recorded: Path, project: str, version: Version) -> dict[str, Any]:
         """The sdist's document, checked against this build and marked as built from it."""
-        import json
-
         from hatchling.__about__ import __version__ as hatchling_version
         from packaging.version import InvalidVersion, Version
 

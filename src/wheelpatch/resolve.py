@@ -281,7 +281,7 @@ def resolve(
     # override that now applies to it (by pip, or with another configuration); then pip must
     # not take the environment into account, and what is already right is left alone below.
     ignore_installed = any(_stale(dist, config) for dist in env.distributions())
-    discovered = False
+    discovered: list[str] = []
     for _ in range(len(config.overrides) + 3):
         try:
             items = _report(
@@ -291,14 +291,19 @@ def resolve(
                 force_reinstall=force_reinstall,
                 ignore_installed=ignore_installed,
             )
-        except ResolutionError:
+        except ResolutionError as exc:
             # A requirement an override removes may not exist on the index at all (a CPU-only
             # mirror has no nvidia-* wheels), so resolving the unpatched requirements fails. Find
             # the overridden projects among those asked for, without their dependencies, pin
             # their stand-ins, and resolve again.
-            if discovered or no_deps:
+            if discovered:
+                raise ResolutionError(
+                    f"{exc} (with the patched {', '.join(discovered)} pinned, as found without "
+                    "their dependencies)"
+                ) from None
+            if no_deps:
                 raise
-            discovered = True
+            earlier = {id(prepared) for prepared in state.by_url.values()}
             direct = _report(
                 state,
                 arguments,
@@ -308,6 +313,9 @@ def resolve(
             )
             if not _prepare_overridden(state, direct):
                 raise
+            discovered = sorted(
+                {f"{p.name} {p.version}" for p in state.by_url.values() if id(p) not in earlier}
+            )
             continue
         if not _prepare_overridden(state, items):
             break
