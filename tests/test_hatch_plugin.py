@@ -18,6 +18,7 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
+from email.message import Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,22 @@ def run(
     return result.stdout if stdout_only else result.stdout + result.stderr
 
 
+def pybuild(*args: str | Path, env: dict[str, str] | None = None) -> str:
+    """``python -m build --no-isolation ARGS``: the frontend, in this environment, offline."""
+    return run(sys.executable, "-m", "build", "--no-isolation", *args, env=env)
+
+
+def dist_info(wheel: Path, version: str) -> tuple[Message, dict[str, Any] | None]:
+    """METADATA's headers and the provenance (``None`` if there is none) of a built wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        headers = BytesHeaderParser().parsebytes(
+            archive.read(f"tensorfork-{version}.dist-info/METADATA")
+        )
+        name = f"tensorfork-{version}.dist-info/wheelpatch.json"
+        provenance = json.loads(archive.read(name)) if name in archive.namelist() else None
+    return headers, provenance
+
+
 def check_wheel(wheel: Path, version: str) -> tuple[bytes, dict[str, Any]]:
     """The wheel's name, .dist-info, METADATA and provenance agree on ``version``; the override
     is applied; wheelpatch verify and installer accept it. Returns METADATA and provenance."""
@@ -123,7 +140,7 @@ def test_python_build_sdist_then_wheel(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "tensorfork")
     version = expected_version(repo)
     out = tmp_path / "dist"
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, repo)
+    pybuild("--outdir", out, repo)
     sdist = out / f"tensorfork-{version}.tar.gz"
     [wheel] = out.glob("*.whl")
     _, provenance = check_wheel(wheel, version)
@@ -187,7 +204,7 @@ def test_sdist_builds_the_same_wheel_elsewhere_without_git(
         )
     repo = make_repo(tmp_path / "tensorfork", edit)
     version = expected_version(repo)
-    run(sys.executable, "-m", "build", "--no-isolation", "--sdist", "--outdir", tmp_path, repo)
+    pybuild("--sdist", "--outdir", tmp_path, repo)
     elsewhere = tmp_path / "elsewhere"
     with tarfile.open(tmp_path / f"tensorfork-{version}.tar.gz") as archive:
         archive.extractall(elsewhere, filter="data")
@@ -195,11 +212,7 @@ def test_sdist_builds_the_same_wheel_elsewhere_without_git(
     # No git on PATH: the plugin must not need it (a call would fail: "git is not installed").
     env = {**ENV, "PATH": str(tmp_path / "no-tools"), "GIT_DIR": str(tmp_path / "no-repo")}
     out = tmp_path / "dist"
-    run(
-        sys.executable,
-        "-m",
-        "build",
-        "--no-isolation",
+    pybuild(
         "--wheel",
         "--outdir",
         out,
@@ -211,8 +224,8 @@ def test_sdist_builds_the_same_wheel_elsewhere_without_git(
         _, provenance = check_wheel(wheel, version)
         assert provenance["git"]["commit"] == git(repo, "rev-parse", "HEAD")
     else:
-        with zipfile.ZipFile(wheel) as archive:
-            provenance = json.loads(archive.read(f"tensorfork-{version}.dist-info/wheelpatch.json"))
+        _, provenance = dist_info(wheel, version)
+        assert provenance is not None
         # Nothing is known of how the sdist's fields came about, and nothing is made up.
         assert provenance["git"] is None
         assert provenance["changes"] == []
@@ -233,13 +246,10 @@ def test_sdist_whose_edited_dependencies_are_empty(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "tensorfork", edit)
     version = expected_version(repo)
     out = tmp_path / "dist"
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, repo)
+    pybuild("--outdir", out, repo)
     [wheel] = out.glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        headers = BytesHeaderParser().parsebytes(
-            archive.read(f"tensorfork-{version}.dist-info/METADATA")
-        )
-        provenance = json.loads(archive.read(f"tensorfork-{version}.dist-info/wheelpatch.json"))
+    headers, provenance = dist_info(wheel, version)
+    assert provenance is not None
     assert headers.get_all("Requires-Dist") is None
     assert headers.get_all("Provides-Extra") == ["cuda"]
     assert provenance["build"]["from-sdist"] is True
@@ -263,13 +273,10 @@ def test_override_versions_match_the_version_before_the_label(tmp_path: Path) ->
     revision = git(repo, "describe", "--tags", "--long").rsplit("-g", 1)[1]
     version = f"2.0.1+cpu.stripe.2.2.{revision}"
     out = tmp_path / "dist"
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, repo)
+    pybuild("--outdir", out, repo)
     [wheel] = out.glob("*.whl")
     assert wheel.name == f"tensorfork-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel) as archive:
-        headers = BytesHeaderParser().parsebytes(
-            archive.read(f"tensorfork-{version}.dist-info/METADATA")
-        )
+    headers, _ = dist_info(wheel, version)
     assert headers.get_all("Requires-Dist") == REQUIRES
 
 
@@ -279,11 +286,7 @@ def test_builds_are_reproducible(tmp_path: Path) -> None:
     wheels = []
     for attempt in ("first", "second"):
         out = tmp_path / attempt
-        run(
-            sys.executable,
-            "-m",
-            "build",
-            "--no-isolation",
+        pybuild(
             "--wheel",
             "--outdir",
             out,
@@ -302,7 +305,7 @@ def test_dirty_tree_keeps_the_label_and_says_so(tmp_path: Path) -> None:
     with (repo / "src" / "tensorfork" / "__init__.py").open("a") as stream:
         stream.write("# not committed\n")
     out = tmp_path / "dist"
-    output = run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", out, repo)
+    output = pybuild("--wheel", "--outdir", out, repo)
     [wheel] = out.glob("*.whl")
     _, provenance = check_wheel(wheel, expected_version(repo))
     assert provenance["git"]["dirty"] is True
@@ -317,11 +320,8 @@ def test_editable_wheel_has_the_label_and_overrides_but_no_provenance(tmp_path: 
     run(sys.executable, "-c", script, out, cwd=repo)
     [wheel] = out.glob("*.whl")
     assert wheel.name == f"tensorfork-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel) as archive:
-        headers = BytesHeaderParser().parsebytes(
-            archive.read(f"tensorfork-{version}.dist-info/METADATA")
-        )
-        assert not [n for n in archive.namelist() if n.endswith("wheelpatch.json")]
+    headers, provenance = dist_info(wheel, version)
+    assert provenance is None
     assert headers["Version"] == version
     assert headers.get_all("Requires-Dist") == REQUIRES
     with WheelFile.open(wheel) as source:
@@ -334,7 +334,7 @@ def build_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     installed from here, offline."""
     directory = tmp_path_factory.mktemp("build-wheelhouse")
     wheelhouse_of_installed(["hatchling", "packaging", "installer"], directory)
-    run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", directory, ROOT)
+    pybuild("--wheel", "--outdir", directory, ROOT)
     return directory
 
 
@@ -484,32 +484,29 @@ def test_errors_name_the_key(
     tmp_path: Path, edit: Callable[[str], str] | None, tag: bool, message: str
 ) -> None:
     repo = make_repo(tmp_path / "tensorfork", edit, tag=tag)
-    out = tmp_path / "dist"
-    result = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", out, repo],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
-    assert not list(out.glob("*.whl"))
+    assert message in failed_build(repo, tmp_path / "dist")
 
 
 def test_no_git_repository(tmp_path: Path) -> None:
     project = tmp_path / "tensorfork"
     shutil.copytree(FORK, project)
+    output = failed_build(project, tmp_path / "dist")
+    assert (
+        "tool.wheelpatch.local-version: {tag}/{major}/{commits}/{revision} need git describe: "
+        in output
+    )
+    assert "not a git repository" in output
+
+
+def failed_build(project: Path, out: Path) -> str:
+    """Build a wheel that must fail; its output. Nothing may be left in ``out``."""
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", tmp_path, project],
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", out, project],
         env=ENV,
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode != 0
-    assert (
-        "tool.wheelpatch.local-version: {tag}/{major}/{commits}/{revision} need git describe: "
-        in result.stderr + result.stdout
-    )
-    assert "not a git repository" in result.stderr + result.stdout
+    assert not list(out.glob("*.whl"))
+    return result.stdout + result.stderr
