@@ -192,6 +192,32 @@ def test_pip_wheel_and_prepare_metadata_agree(
     assert "remove Requires-Dist: triton==2.0.0" in shown
 
 
+def test_uv_build_then_uv_and_pip_install(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork")
+    version = expected_version(repo)
+    uv = shutil.which("uv", path=os.path.dirname(sys.executable))
+    assert uv is not None, "uv is in the test extras"
+    out = tmp_path / "dist"
+    run(uv, "build", "--no-build-isolation", "--python", sys.executable, "--out-dir", out, repo)
+    [wheel] = out.glob("*.whl")
+    _, provenance = check_wheel(wheel, version)
+    assert provenance["build"]["from-sdist"] is True  # uv builds the wheel from its sdist
+    for installer in ("uv", "pip"):
+        venv = tmp_path / f"venv-{installer}"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+        python = venv / "bin" / "python"
+        if installer == "uv":
+            run(uv, "pip", "install", "--python", python, "--no-deps", wheel)
+        else:
+            run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", wheel)
+        script = (
+            "import importlib.metadata as m, json, tensorfork; "
+            "print(json.dumps([m.version('tensorfork'), m.requires('tensorfork')]))"
+        )
+        shown = json.loads(run(python, "-c", script, stdout_only=True))
+        assert shown == [version, REQUIRES]
+
+
 @pytest.mark.parametrize("sdist_hook", [True, False], ids=["sdist-records", "wheel-hook-only"])
 def test_sdist_builds_the_same_wheel_elsewhere_without_git(
     tmp_path: Path, sdist_hook: bool
