@@ -273,6 +273,31 @@ def test_project_fields_prefers_the_hook_table() -> None:
     }
 
 
+def test_project_fields_expand_hatchling_context_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hatchling.utils.context import Context
+
+    monkeypatch.setenv("WHEELPATCH_TEST_MIN", "2.1")
+    got = project_fields(
+        {"dependencies": ["local @ {root:uri}/vendor/local", "b>={env:WHEELPATCH_TEST_MIN:1}"]},
+        {"dynamic": ["dependencies"]},
+        Context(str(tmp_path)).format,
+    )
+    assert got.dependencies == (f"local @ {tmp_path.as_uri()}/vendor/local", "b>=2.1")
+    with pytest.raises(ConfigError) as caught:
+        project_fields(
+            {"dependencies": ["c>={env:WHEELPATCH_TEST_UNSET}"]},
+            {"dynamic": ["dependencies"]},
+            Context(str(tmp_path)).format,
+        )
+    [error] = caught.value.errors
+    assert error.startswith(
+        "tool.hatch.metadata.hooks.wheelpatch.dependencies[0]: 'c>={env:WHEELPATCH_TEST_UNSET}' "
+        "cannot be expanded ("
+    )
+
+
 @pytest.mark.parametrize(
     ("version", "label", "expected"),
     [

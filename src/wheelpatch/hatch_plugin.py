@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,23 +183,40 @@ class WheelpatchVersionSource(VersionSourceInterface):
         self.base_source().set_version(str(base), version_data.get("base") or {})
 
 
-def _string_list(value: Any, key: str, errors: list[str]) -> tuple[str, ...] | None:
+def _string_list(
+    value: Any, key: str, errors: list[str], expand: Callable[[str], str]
+) -> tuple[str, ...] | None:
     from packaging.requirements import InvalidRequirement, Requirement
 
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         errors.append(f"{key}: must be a list of requirement strings, not {value!r}")
         return None
+    expanded = []
     for index, text in enumerate(value):
         try:
-            Requirement(text)
+            expanded.append(expand(text))
+            Requirement(expanded[-1])
         except InvalidRequirement as exc:
             reason = (str(exc).splitlines() or ["invalid"])[0]
             errors.append(f"{key}[{index}]: {text!r} is not a valid requirement ({reason})")
-    return tuple(value)
+        except (ValueError, KeyError, IndexError) as exc:  # hatchling's context formatting
+            errors.append(f"{key}[{index}]: {text!r} cannot be expanded ({exc})")
+    return tuple(expanded)
 
 
-def project_fields(hook: Mapping[str, Any], project: Mapping[str, Any]) -> ProjectFields:
-    """The requirement fields the build starts from: the hook table's, else ``[project]``'s."""
+def _unchanged(text: str) -> str:
+    return text
+
+
+def project_fields(
+    hook: Mapping[str, Any],
+    project: Mapping[str, Any],
+    expand: Callable[[str], str] = _unchanged,
+) -> ProjectFields:
+    """The requirement fields the build starts from: the hook table's, else ``[project]``'s.
+
+    ``expand`` is hatchling's context formatting (``{root:uri}``, ``{env:NAME:default}``), applied
+    to every requirement as hatchling applies it to ``[project]``'s."""
     from .build import DEPENDENCIES, OPTIONAL_DEPENDENCIES, ProjectFields
 
     errors: list[str] = []
@@ -227,11 +244,11 @@ def project_fields(hook: Mapping[str, Any], project: Mapping[str, Any]) -> Proje
         if name not in source:
             continue
         if name == DEPENDENCIES:
-            dependencies = _string_list(source[name], keys[name], errors)
+            dependencies = _string_list(source[name], keys[name], errors, expand)
         elif isinstance(source[name], dict):
             optional = {}
             for extra, values in source[name].items():
-                listed = _string_list(values, f"{keys[name]}.{extra}", errors)
+                listed = _string_list(values, f"{keys[name]}.{extra}", errors, expand)
                 if listed is not None:
                     optional[extra] = listed
         else:
@@ -259,6 +276,7 @@ class WheelpatchMetadataHook(MetadataHookInterface):
         self.plan: FieldsPlan | None = None
 
     def update(self, metadata: dict[str, Any]) -> None:
+        from hatchling.utils.context import Context
         from packaging.version import Version
 
         from .build import plan_fields
@@ -272,7 +290,7 @@ class WheelpatchMetadataHook(MetadataHookInterface):
             dynamic = {v for v in metadata.get("dynamic", []) if isinstance(v, str)}
             fixed = frozenset(_FIELDS - dynamic)
             hook = {key: value for key, value in hook.items() if key not in fixed}
-        fields = project_fields(hook, metadata)
+        fields = project_fields(hook, metadata, Context(self.root).format)
         raw_version = metadata.get("version")
         if not isinstance(raw_version, str):
             raise ConfigError(
@@ -404,7 +422,8 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if fields_plan is None:
             # No hook ran: the fields are all static, so any change the override asks for is
             # refused here rather than silently left out.
-            static = project_fields({}, {**metadata.core_raw_metadata, "dynamic": []})
+            raw = {**metadata.core_raw_metadata, "dynamic": []}
+            static = project_fields({}, raw, metadata.context.format)
             base = version_plan.base if version_plan is not None else after
             fields_plan = plan_fields(config, name, base, static)
         changes: list[Change] = (
