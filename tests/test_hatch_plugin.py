@@ -524,6 +524,45 @@ def test_no_git_repository(tmp_path: Path) -> None:
     assert "not a git repository" in output
 
 
+def test_errors_name_hatch_toml_keys(tmp_path: Path) -> None:
+    """The plugin's hatch tables may live in hatch.toml (``[version]``, ``[metadata.hooks...]``)."""
+
+    def edit(text: str) -> str:
+        text = text.replace('[tool.hatch.version]\nsource = "wheelpatch"\n', "[tool.unused]\n")
+        return text.replace('path = "src/tensorfork/__init__.py"\n', "", 1)
+
+    repo = make_repo(tmp_path / "tensorfork", edit)
+    (repo / "hatch.toml").write_text(
+        '[version]\nsource = "wheelpatch"\nbase-source = "nope"\n'
+        'path = "src/tensorfork/__init__.py"\n'
+    )
+    git(repo, "add", "hatch.toml")
+    git(repo, "commit", "-qm", "hatch.toml")
+    assert "hatch.toml: version.base-source: unknown version source 'nope'" in failed_build(
+        repo, tmp_path / "dist"
+    )
+
+
+def test_a_later_metadata_hook_may_not_undo_the_override(tmp_path: Path) -> None:
+    def edit(text: str) -> str:
+        return text + "\n[tool.hatch.metadata.hooks.custom]\n"
+
+    repo = make_repo(tmp_path / "tensorfork", edit)
+    (repo / "hatch_build.py").write_text(
+        "from hatchling.metadata.plugin.interface import MetadataHookInterface\n\n\n"
+        "class Hook(MetadataHookInterface):\n"
+        "    def update(self, metadata):\n"
+        "        metadata['dependencies'] = [*metadata['dependencies'], 'triton']\n"
+    )
+    git(repo, "add", "hatch_build.py")
+    git(repo, "commit", "-qm", "another hook")
+    assert (
+        "tool.hatch.metadata.hooks: a metadata hook after 'wheelpatch' changed "
+        "project.dependencies after the override was applied; put "
+        "[tool.hatch.metadata.hooks.wheelpatch] last"
+    ) in failed_build(repo, tmp_path / "dist")
+
+
 def failed_build(project: Path, out: Path) -> str:
     """Build a wheel that must fail; its output. Nothing may be left in ``out``."""
     result = subprocess.run(

@@ -55,13 +55,28 @@ __all__ = [
 PLUGIN_NAME = "wheelpatch"
 #: Where an sdist carries its provenance, at the root beside PKG-INFO.
 SDIST_PROVENANCE_NAME = ".wheelpatch.json"
-_VERSION_KEY = "tool.hatch.version"
 _HOOK_KEY = "tool.hatch.metadata.hooks.wheelpatch"
 _HOOK_KEYS = frozenset({"dependencies", "optional-dependencies"})
 _FIELDS = frozenset({*_HOOK_KEYS, "requires-python"})
 #: The version source's plan per project root, for the metadata hook, which hatchling runs after
 #: the version source in the same process but gives no way to reach it.
 _VERSION_PLANS: dict[str, VersionPlan] = {}
+
+
+def _hatch_key(root: str, table: str, name: str = "") -> str:
+    """The full name of a key in one of hatch's own tables (``version``, ``metadata.hooks...``):
+    in hatch.toml when that file has the table (hatch.toml wins), else under ``tool.hatch``."""
+    from .config import read_toml
+
+    where = f"tool.hatch.{table}"
+    hatch_toml = Path(root) / "hatch.toml"
+    if hatch_toml.is_file():
+        node: Any = read_toml(hatch_toml)
+        for part in table.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            where = f"hatch.toml: {table}"
+    return f"{where}.{name}" if name else where
 
 
 def _pyproject(root: str) -> tuple[Path, dict[str, Any]]:
@@ -116,7 +131,7 @@ class WheelpatchVersionSource(VersionSourceInterface):
         """The source named by ``base-source`` (default ``regex``), given the same options."""
         if self._base is None:
             raw = self.config.get("base-source", "regex")
-            key = f"{_VERSION_KEY}.base-source"
+            key = _hatch_key(self.root, "version", "base-source")
             if not isinstance(raw, str) or not raw or raw == PLUGIN_NAME:
                 raise ConfigError(
                     [f"{key}: must name another hatch version source (e.g. 'regex'), not {raw!r}"]
@@ -150,7 +165,8 @@ class WheelpatchVersionSource(VersionSourceInterface):
             except InvalidVersion:
                 raise ConfigError(
                     [
-                        f"{_VERSION_KEY}: the base source {base_source.PLUGIN_NAME!r} gives "
+                        f"{_hatch_key(self.root, 'version')}: the base source "
+                        f"{base_source.PLUGIN_NAME!r} gives "
                         f"{raw!r}, not a valid version"
                     ]
                 ) from None
@@ -212,6 +228,7 @@ def project_fields(
     hook: Mapping[str, Any],
     project: Mapping[str, Any],
     expand: Callable[[str], str] = _unchanged,
+    hook_key: str = _HOOK_KEY,
 ) -> ProjectFields:
     """The requirement fields the build starts from: the hook table's, else ``[project]``'s.
 
@@ -223,7 +240,7 @@ def project_fields(
     for name in hook:
         if name not in _HOOK_KEYS:
             errors.append(
-                f"{_HOOK_KEY}.{name}: unknown key (known: {', '.join(sorted(_HOOK_KEYS))})"
+                f"{hook_key}.{name}: unknown key (known: {', '.join(sorted(_HOOK_KEYS))})"
             )
     raw_dynamic = project.get("dynamic", [])
     dynamic = frozenset(v for v in raw_dynamic if isinstance(v, str))
@@ -232,7 +249,7 @@ def project_fields(
     optional: dict[str, tuple[str, ...]] | None = None
     for name in (DEPENDENCIES, OPTIONAL_DEPENDENCIES):
         if name in hook:
-            keys[name] = f"{_HOOK_KEY}.{name}"
+            keys[name] = f"{hook_key}.{name}"
             if name not in dynamic:
                 errors.append(
                     f"{keys[name]}: project.dynamic must list {name!r} for the hook to set it"
@@ -290,7 +307,8 @@ class WheelpatchMetadataHook(MetadataHookInterface):
             dynamic = {v for v in metadata.get("dynamic", []) if isinstance(v, str)}
             fixed = frozenset(_FIELDS - dynamic)
             hook = {key: value for key, value in hook.items() if key not in fixed}
-        fields = project_fields(hook, metadata, Context(self.root).format)
+        hook_key = _hatch_key(self.root, "metadata.hooks.wheelpatch")
+        fields = project_fields(hook, metadata, Context(self.root).format, hook_key)
         raw_version = metadata.get("version")
         if not isinstance(raw_version, str):
             raise ConfigError(
@@ -426,6 +444,16 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             static = project_fields({}, raw, metadata.context.format)
             base = version_plan.base if version_plan is not None else after
             fields_plan = plan_fields(config, name, base, static)
+        else:
+            for field, value in fields_plan.updates.items():
+                if metadata.core_raw_metadata.get(field) != value:
+                    raise ConfigError(
+                        [
+                            f"{_hatch_key(self.root, 'metadata.hooks')}: a metadata hook after "
+                            f"{PLUGIN_NAME!r} changed project.{field} after the override was "
+                            f"applied; put [tool.hatch.metadata.hooks.{PLUGIN_NAME}] last"
+                        ]
+                    )
         changes: list[Change] = (
             [version_plan.change] if version_plan and version_plan.change else []
         )
