@@ -86,8 +86,7 @@ def _pyproject(root: str) -> tuple[Path, dict[str, Any]]:
     return path, read_toml(path)
 
 
-def _project_name(root: str) -> str:
-    path, data = _pyproject(root)
+def _project_name(path: Path, data: Mapping[str, Any]) -> str:
     project = data.get("project")
     name = project.get("name") if isinstance(project, dict) else None
     if not isinstance(name, str) or not name:
@@ -95,11 +94,9 @@ def _project_name(root: str) -> str:
     return name
 
 
-def load_config(root: str, *, resolve_labels: bool) -> Config:
-    """The project's own ``[tool.wheelpatch]`` table, with its label for this project."""
+def _config(path: Path, data: Mapping[str, Any], *, resolve_labels: bool) -> Config:
     from .config import parse_config
 
-    path, data = _pyproject(root)
     tool = data.get("tool")
     table = tool.get("wheelpatch") if isinstance(tool, dict) else None
     if table is None:
@@ -107,6 +104,12 @@ def load_config(root: str, *, resolve_labels: bool) -> Config:
             [f"{path}: has no [tool.wheelpatch] table (the wheelpatch hatch plugin reads it)"]
         )
     return parse_config(table, path, resolve_labels=resolve_labels, global_label=True)
+
+
+def load_config(root: str, *, resolve_labels: bool) -> Config:
+    """The project's own ``[tool.wheelpatch]`` table, with its label for this project."""
+    path, data = _pyproject(root)
+    return _config(path, data, resolve_labels=resolve_labels)
 
 
 def _warn(messages: tuple[str, ...]) -> None:
@@ -123,9 +126,8 @@ class WheelpatchVersionSource(VersionSourceInterface):
         super().__init__(root, config)
         self._base: VersionSourceInterface | None = None
         self._base_data: dict[str, Any] | None = None
-        self._plan: VersionPlan | None = None
-        #: The configuration the label came from, for the build hook's provenance.
-        self.wheelpatch_config: Config | None = None
+        #: The plan and the configuration the label came from (also for the build hook).
+        self._planned: tuple[VersionPlan, Config] | None = None
 
     def base_source(self) -> VersionSourceInterface:
         """The source named by ``base-source`` (default ``regex``), given the same options."""
@@ -152,11 +154,15 @@ class WheelpatchVersionSource(VersionSourceInterface):
         return self._base
 
     def plan(self) -> VersionPlan:
+        return self.planned()[0]
+
+    def planned(self) -> tuple[VersionPlan, Config]:
+        """The version plan, and the resolved configuration it came from."""
         from packaging.version import InvalidVersion, Version
 
         from .build import plan_version
 
-        if self._plan is None:
+        if self._planned is None:
             base_source = self.base_source()
             self._base_data = base_source.get_version_data()
             raw = self._base_data.get("version")
@@ -170,19 +176,20 @@ class WheelpatchVersionSource(VersionSourceInterface):
                         f"{raw!r}, not a valid version"
                     ]
                 ) from None
-            config = load_config(self.root, resolve_labels=True)
-            self.wheelpatch_config = config
-            self._plan = plan_version(config, _project_name(self.root), base)
-            _VERSION_PLANS[os.path.realpath(self.root)] = self._plan
-            if config.git is not None and config.git.dirty and self._plan.label:
+            path, data = _pyproject(self.root)
+            config = _config(path, data, resolve_labels=True)
+            plan = plan_version(config, _project_name(path, data), base)
+            self._planned = plan, config
+            _VERSION_PLANS[os.path.realpath(self.root)] = plan
+            if config.git is not None and config.git.dirty and plan.label:
                 _warn(
                     (
-                        f"the work tree has uncommitted changes: the label {self._plan.label!r} "
+                        f"the work tree has uncommitted changes: the label {plan.label!r} "
                         f"names commit {config.git.commit[:12]}, not this tree "
                         "(the provenance records dirty: true)",
                     )
                 )
-        return self._plan
+        return self._planned
 
     def get_version_data(self) -> dict[str, Any]:
         plan = self.plan()
@@ -317,8 +324,9 @@ class WheelpatchMetadataHook(MetadataHookInterface):
                     "in [project] or with [tool.hatch.version]"
                 ]
             )
-        config = load_config(self.root, resolve_labels=False)
-        name = str(metadata.get("name") or _project_name(self.root))
+        path, data = _pyproject(self.root)
+        config = _config(path, data, resolve_labels=False)
+        name = str(metadata.get("name") or _project_name(path, data))
         self.plan = plan_fields(
             config,
             name,
@@ -331,17 +339,13 @@ class WheelpatchMetadataHook(MetadataHookInterface):
 
     def _base_version(self, config: Config, name: str, version: Version) -> Version:
         """The version before labelling, which an override's ``versions`` is matched against."""
-        from packaging.version import InvalidVersion, Version
-
         plan = _VERSION_PLANS.get(os.path.realpath(self.root))
         if plan is not None:
             return plan.base
-        recorded = Path(self.root) / SDIST_PROVENANCE_NAME
         if (Path(self.root) / "PKG-INFO").is_file():
             try:
-                document = json.loads(recorded.read_text(encoding="utf-8"))
-                return Version(document["version"]["before"])
-            except (OSError, ValueError, KeyError, TypeError, InvalidVersion):
+                return _read_record(Path(self.root) / SDIST_PROVENANCE_NAME)[2]
+            except ValueError:
                 return version  # an sdist made without the build hook: its version is all there is
         _, key, _ = config.label_for(name, version)
         if key is not None:
@@ -428,8 +432,7 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         source = hatch.version.source if "version" in hatch.config else None
         version_plan: VersionPlan | None = None
         if isinstance(source, WheelpatchVersionSource):
-            version_plan = source.plan()
-            config = source.wheelpatch_config or load_config(self.root, resolve_labels=True)
+            version_plan, config = source.planned()
         else:
             config = load_config(self.root, resolve_labels=True)
             _, key, _ = config.label_for(name, after)
@@ -476,15 +479,12 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def _carried_on(self, recorded: Path, project: str, version: Version) -> dict[str, Any]:
         """The sdist's document, checked against this build and marked as built from it."""
         from hatchling.__about__ import __version__ as hatchling_version
-        from packaging.version import InvalidVersion, Version
 
         where = f"{recorded.name} of the sdist"
         try:
-            document = json.loads(recorded.read_text(encoding="utf-8"))
-            recorded_version = Version(document["version"]["after"])
-            recorded_project = document["project"]
+            document, recorded_project, _, recorded_version = _read_record(recorded)
             build = dict(document["build"])
-        except (OSError, ValueError, KeyError, TypeError, InvalidVersion) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError([f"{where}: cannot be read ({exc})"]) from None
         if recorded_project != project or recorded_version != version:
             raise ConfigError(
@@ -497,6 +497,24 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         build["from-sdist"] = True
         document["build"] = build
         return dict(document)
+
+
+def _read_record(path: Path) -> tuple[dict[str, Any], str, Version, Version]:
+    """An sdist's provenance: the document, its project, and its versions before and after.
+    :class:`ValueError` if it is missing or not such a document."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        versions = document["version"]
+        return (
+            document,
+            document["project"],
+            Version(versions["before"]),
+            Version(versions["after"]),
+        )
+    except (OSError, KeyError, TypeError, InvalidVersion) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _describe(root: Path) -> GitDescribe | None:
