@@ -128,7 +128,7 @@ def relabel(version: Version, label: str | None, mode: LabelMode) -> Version:
         return version
     public = version.public
     if mode == "append" and version.local:
-        if version.local == label or version.local.endswith(f".{label}"):
+        if unlabel(version, label) != version:
             return version  # already labelled: patching again changes nothing
         return Version(f"{public}+{version.local}.{label}")
     return Version(f"{public}+{label}")
