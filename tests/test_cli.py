@@ -172,7 +172,7 @@ def test_bad_config_reports_every_problem(
     assert result.code == 2
     errors = result.err.splitlines()
     assert len(errors) == 4, result.err
-    assert all(line.startswith("error: tool.wheelpatch.") for line in errors)
+    assert all(line.startswith(f"error: {config.resolve()}: tool.wheelpatch.") for line in errors)
     assert "Traceback" not in result.err
 
 

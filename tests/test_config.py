@@ -63,9 +63,13 @@ relax = ["markupsafe"]
 
 
 def load_errors(config_file: ConfigFile, text: str) -> tuple[str, ...]:
+    """The errors loading ``text`` gives, each checked to name the file first, without it."""
+    path = config_file(text)
     with pytest.raises(ConfigError) as info:
-        load_config(config_file(text))
-    return info.value.errors
+        load_config(path)
+    prefix = f"{path.resolve()}: "
+    assert all(e.startswith(prefix) for e in info.value.errors), info.value.errors
+    return tuple(e.removeprefix(prefix) for e in info.value.errors)
 
 
 def toml_string(value: str) -> str:
@@ -693,10 +697,9 @@ def test_tab_is_not_a_line_break(config_file: ConfigFile) -> None:
     ],
 )
 def test_bad_toml(config_file: ConfigFile, text: str) -> None:
-    path = config_file(text)
     errors = load_errors(config_file, text)
     assert len(errors) == 1
-    assert errors[0].startswith(f"{path.resolve()}: invalid TOML (")
+    assert errors[0].startswith("invalid TOML (")
     assert "\n" not in errors[0]
 
 
@@ -709,9 +712,8 @@ def test_bad_toml(config_file: ConfigFile, text: str) -> None:
     ],
 )
 def test_missing_table(config_file: ConfigFile, text: str) -> None:
-    path = config_file(text)
     errors = load_errors(config_file, text)
-    assert errors == (f"{path.resolve()}: has no [tool.wheelpatch] table",)
+    assert errors == ("has no [tool.wheelpatch] table",)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -834,16 +836,18 @@ def test_cli_many_problems_lists_them_all(
     make_wheel: Callable[..., Path],
     cli: Cli,
 ) -> None:
-    result = cli("patch", "--config", config_file(CLI_BAD), make_wheel(), "-o", tmp_path / "o")
+    config = config_file(CLI_BAD)
+    result = cli("patch", "--config", config, make_wheel(), "-o", tmp_path / "o")
     demo = "tool.wheelpatch.overrides.demo"
+    error = f"error: {config.resolve()}:"
     expected = [
-        f"error: {ROOT}.local-version: 'Stripe.2' is not a valid local version label",
-        f"error: {demo}.remove[1]: 'nvidia cublas' {GLOB_RULE}",
-        f"error: {demo}.add[0]: 'evil\\r\\nRequires-Dist: x' contains the line-break or control "
+        f"{error} {ROOT}.local-version: 'Stripe.2' is not a valid local version label",
+        f"{error} {demo}.remove[1]: 'nvidia cublas' {GLOB_RULE}",
+        f"{error} {demo}.add[0]: 'evil\\r\\nRequires-Dist: x' contains the line-break or control "
         f"character '\\r' {INJECTION}",
-        f"error: {demo}.add[1]: 'ok\\u2028' contains the line-break or control character "
+        f"{error} {demo}.add[1]: 'ok\\u2028' contains the line-break or control character "
         f"'\\u2028' {INJECTION}",
-        f"error: {demo}.relax[0]: 'setuptools' is already named by {demo}.replace[0]",
+        f"{error} {demo}.relax[0]: 'setuptools' is already named by {demo}.replace[0]",
     ]
     lines = result.err.splitlines()
     for message in expected:
@@ -874,3 +878,40 @@ def test_cli_without_any_config(
 def test_override_project_must_be_a_valid_name(config_file: ConfigFile) -> None:
     errors = load_errors(config_file, '[tool.wheelpatch.overrides."torch>=2"]\nremove = ["x"]\n')
     assert errors == (f"{ROOT}.overrides.\"torch>=2\": 'torch>=2' is not a valid project name",)
+
+
+@pytest.mark.parametrize(
+    ("keys", "names", "expected"),
+    [
+        pytest.param(
+            ["pytorch"],
+            ["torch", "numpy"],
+            ["tool.wheelpatch.overrides.pytorch: matches no wheel given (did you mean 'torch'?)"],
+            id="close-name",
+        ),
+        pytest.param(
+            ["urllib-3"],
+            ["urllib3"],
+            [
+                "tool.wheelpatch.overrides.urllib-3: matches no wheel given (did you mean 'urllib3'?)"
+            ],
+            id="separator",
+        ),
+        pytest.param(
+            ["scipy"],
+            ["torch"],
+            ["tool.wheelpatch.overrides.scipy: matches no wheel given"],
+            id="far",
+        ),
+        pytest.param(["Torch"], ["torch"], [], id="normalized-match"),
+        pytest.param(["torch"], ["Torch"], [], id="normalized-name"),
+    ],
+)
+def test_unmatched_overrides(
+    config_file: ConfigFile, keys: list[str], names: list[str], expected: list[str]
+) -> None:
+    text = "[tool.wheelpatch]\n" + "".join(
+        f'[tool.wheelpatch.overrides.{key}]\nremove = ["triton"]\n' for key in keys
+    )
+    config = load_config(config_file(text))
+    assert config.unmatched_overrides(names, "no wheel given") == expected

@@ -357,7 +357,7 @@ def test_placeholders_outside_a_repository(
     with pytest.raises(ConfigError) as info:
         load_config(path)
     (message,) = info.value.errors
-    assert message.startswith(f"{keys}: {NEED_GIT}'git rev-parse --is-inside-work-tree' failed")
+    assert message.startswith(f"{path}: {keys}: {NEED_GIT}'git rev-parse --is-inside-work-tree' failed")
     assert "not a git repository" in message
 
 
@@ -366,7 +366,7 @@ def test_placeholders_in_a_repository_without_tags(repo: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     (message,) = info.value.errors
-    assert message.startswith(f"{ROOT}.local-version: {NEED_GIT}'git describe --tags --long")
+    assert message.startswith(f"{path}: {ROOT}.local-version: {NEED_GIT}'git describe --tags --long")
     assert "No names found" in message
 
 
@@ -376,7 +376,7 @@ def test_tag_that_cannot_be_a_label(repo: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.errors == (
-        f"{ROOT}.local-version: git tag 'release/1' cannot go into a local version label "
+        f"{path}: {ROOT}.local-version: git tag 'release/1' cannot go into a local version label "
         "(only letters, digits, '.', '-' and '_')",
     )
 

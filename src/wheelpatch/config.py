@@ -9,11 +9,12 @@ sees final labels.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import hashlib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,22 @@ class Config:
             return override.label, override.label_key, override.label_mode
         return self.label, self.label_key, self.label_mode
 
+    def unmatched_overrides(self, names: Iterable[str], what: str) -> list[str]:
+        """A warning for each override table whose project is none of ``names``.
+
+        ``what`` completes the sentence (``"no wheel given"``); a close name among ``names`` is
+        suggested, since a misspelt project key is otherwise silently ignored.
+        """
+        known = sorted({canonicalize_name(n) for n in names})
+        warnings = []
+        for override in self.overrides:
+            if override.project in known:
+                continue
+            close = difflib.get_close_matches(override.project, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            warnings.append(f"{override.key}: matches {what}{hint}")
+        return warnings
+
     @property
     def display_path(self) -> str | None:
         """The configuration file relative to its repository root (or its bare name)."""
@@ -189,7 +206,10 @@ def load_config(path: Path | None = None, *, start: Path | None = None) -> Confi
     table = tool.get("wheelpatch") if isinstance(tool, dict) else None
     if table is None:
         raise ConfigError([f"{path}: has no [tool.wheelpatch] table"])
-    return parse_config(table, path)
+    try:
+        return parse_config(table, path)
+    except ConfigError as exc:  # name the file: it may have been found by searching upward
+        raise ConfigError([f"{path}: {error}" for error in exc.errors]) from None
 
 
 def parse_config(
