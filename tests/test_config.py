@@ -892,9 +892,7 @@ def test_override_project_must_be_a_valid_name(config_file: ConfigFile) -> None:
         pytest.param(
             ["urllib-3"],
             ["urllib3"],
-            [
-                "tool.wheelpatch.overrides.urllib-3: matches no wheel given (did you mean 'urllib3'?)"
-            ],
+            [f"{ROOT}.overrides.urllib-3: matches no wheel given (did you mean 'urllib3'?)"],
             id="separator",
         ),
         pytest.param(

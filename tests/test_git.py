@@ -357,7 +357,8 @@ def test_placeholders_outside_a_repository(
     with pytest.raises(ConfigError) as info:
         load_config(path)
     (message,) = info.value.errors
-    assert message.startswith(f"{path}: {keys}: {NEED_GIT}'git rev-parse --is-inside-work-tree' failed")
+    failed = "'git rev-parse --is-inside-work-tree' failed"
+    assert message.startswith(f"{path}: {keys}: {NEED_GIT}{failed}")
     assert "not a git repository" in message
 
 
@@ -366,7 +367,8 @@ def test_placeholders_in_a_repository_without_tags(repo: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     (message,) = info.value.errors
-    assert message.startswith(f"{path}: {ROOT}.local-version: {NEED_GIT}'git describe --tags --long")
+    key = f"{ROOT}.local-version"
+    assert message.startswith(f"{path}: {key}: {NEED_GIT}'git describe --tags --long")
     assert "No names found" in message
 
 
