@@ -189,9 +189,28 @@ def test_describe_dirty(repo: Path, change: str, dirty: bool) -> None:
 def test_describe_without_a_tag(repo: Path) -> None:
     with pytest.raises(GitError) as info:
         describe(repo)
-    message = str(info.value)
-    assert message.startswith(f"'git describe --tags --long --dirty' failed in {repo}: ")
-    assert "No names found" in message
+    assert str(info.value) == (
+        f"'git describe --tags --long --dirty' failed in {repo}: fatal: No names found, cannot "
+        "describe anything; no tag is reachable from HEAD: run 'git fetch --tags' first, or tag "
+        "the release the fork is based on"
+    )
+
+
+def test_describe_a_shallow_clone_without_its_tag(repo: Path, tmp_path: Path) -> None:
+    """CI's default checkout: one commit, so the tag on an earlier one is not there."""
+    git(repo, "tag", "v1.0")
+    commit(repo, "later.txt")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(clone))
+    assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
+    with pytest.raises(GitError) as info:
+        describe(clone)
+    assert str(info.value) == (
+        f"'git describe --tags --long --dirty' failed in {clone}: fatal: No names found, cannot "
+        "describe anything; the clone is shallow: run 'git fetch --unshallow --tags' first"
+    )
+    git(clone, "fetch", "-q", "--unshallow", "--tags")
+    assert describe(clone).description.startswith("v1.0-1-g")
 
 
 def test_describe_without_a_commit(tmp_path: Path) -> None:

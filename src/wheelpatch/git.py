@@ -69,7 +69,13 @@ def describe(directory: Path) -> GitDescribe:
     """Describe HEAD of the repository holding ``directory``."""
     if _git(directory, "rev-parse", "--is-inside-work-tree") != "true":
         raise GitError(f"{directory} is not inside a git work tree")
-    output = _git(directory, "describe", "--tags", "--long", "--dirty")
+    try:
+        output = _git(directory, "describe", "--tags", "--long", "--dirty")
+    except GitError as exc:
+        hint = _no_tag_hint(directory)
+        if hint is None:
+            raise
+        raise GitError(f"{str(exc).rstrip('.')}; {hint}") from None
     tag, commits, revision, dirty = parse_describe(output)
     commit = _git(directory, "rev-parse", "HEAD")
     return GitDescribe(
@@ -80,3 +86,19 @@ def describe(directory: Path) -> GitDescribe:
         commit=commit,
         dirty=dirty,
     )
+
+
+def _no_tag_hint(directory: Path) -> str | None:
+    """The way out when ``git describe`` finds no tag and git can say why: a shallow clone (CI
+    checks out one commit by default) or tags that were never fetched."""
+    try:
+        if _git(directory, "rev-parse", "--is-shallow-repository") == "true":
+            return "the clone is shallow: run 'git fetch --unshallow --tags' first"
+        if not _git(directory, "tag", "--merged", "HEAD"):
+            return (
+                "no tag is reachable from HEAD: run 'git fetch --tags' first, or tag the "
+                "release the fork is based on"
+            )
+    except GitError:  # no commit yet, or git cannot tell
+        return None
+    return None
