@@ -157,14 +157,28 @@ def test_plan_fields_without_an_override_passes_the_hook_fields_through() -> Non
 def test_plan_fields_refuses_to_change_static_fields() -> None:
     table = {"overrides": {"fork": {"remove": ["a"], "requires-python": ">=3.12"}}}
     with pytest.raises(ConfigError) as caught:
-        plan_fields(config(table), "fork", Version("1"), fields(["a", "b"], dynamic=()))
+        plan_fields(config(table), "fork", Version("1"), fields(["a", "b"], None, ">=3.8", ()))
     assert caught.value.errors == (
         f"{KEY}.remove[0]: changes project.dependencies, which is static; list 'dependencies' "
         "in project.dynamic and move its value to [tool.hatch.metadata.hooks.wheelpatch] "
         "dependencies",
-        f"{KEY}.requires-python: changes project.requires-python, which is static; list "
-        "'requires-python' in project.dynamic and move its value to "
-        "[tool.hatch.metadata.hooks.wheelpatch] requires-python",
+        # The hook table takes no requires-python: there is nowhere to move it to.
+        f"{KEY}.requires-python: changes project.requires-python, which is static; remove it "
+        "from [project] and list 'requires-python' in project.dynamic, with a "
+        "[tool.hatch.metadata.hooks.wheelpatch] table, for the hook to set it",
+    )
+
+
+def test_plan_fields_refuses_to_set_undeclared_static_fields() -> None:
+    """A field the project does not declare has no value to move: the message says so."""
+    table = {"overrides": {"fork": {"add": ["a"], "requires-python": ">=3.12"}}}
+    with pytest.raises(ConfigError) as caught:
+        plan_fields(config(table), "fork", Version("1"), fields(None, dynamic=()))
+    assert caught.value.errors == tuple(
+        f"{KEY}.{key}: changes project.{name}, which is not set and not listed in "
+        f"project.dynamic; list {name!r} in project.dynamic, with a "
+        "[tool.hatch.metadata.hooks.wheelpatch] table, for the hook to set it"
+        for key, name in [("add[0]", "dependencies"), ("requires-python", "requires-python")]
     )
 
 
@@ -182,11 +196,110 @@ def test_unmatched_means_unmatched_in_every_list() -> None:
     assert plan.warnings == (f"{KEY}.remove[1] matches no requirement of fork 1",)
 
 
-def test_override_outside_its_versions_changes_nothing() -> None:
+def test_override_outside_its_versions_changes_nothing_and_says_so() -> None:
     table = {"overrides": {"fork": {"versions": ">=3", "remove": ["a"]}}}
     plan = plan_fields(config(table), "fork", Version("2.0.1+stripe.1"), fields(["a"]))
     assert plan.updates == {"dependencies": ["a"]}
     assert plan.changes == ()
+    assert plan.override is None  # so the provenance names no override
+    assert plan.warnings == (
+        f"{KEY}.versions: '>=3' does not match fork 2.0.1+stripe.1, so this override is not "
+        "applied",
+    )
+    version_plan = plan_version(config(table), "fork", Version("2.0.1+stripe.1"))
+    assert version_plan.warnings == plan.warnings
+
+
+@pytest.mark.parametrize(
+    ("projects", "warnings"),
+    [
+        pytest.param(
+            ["urllib-3"],
+            [
+                "tool.wheelpatch.overrides.urllib-3: matches nothing in this build of urllib3 "
+                "(did you mean 'urllib3'?)"
+            ],
+            id="misspelt",
+        ),
+        pytest.param(
+            ["numpy", "urlib3"],
+            [
+                "tool.wheelpatch.overrides.numpy: matches nothing in this build of urllib3",
+                "tool.wheelpatch.overrides.urlib3: matches nothing in this build of urllib3 "
+                "(did you mean 'urllib3'?)",
+            ],
+            id="each-table",
+        ),
+        pytest.param(["urllib3", "numpy"], [], id="one-matches"),
+    ],
+)
+def test_override_tables_that_match_nothing_are_named(
+    projects: list[str], warnings: list[str]
+) -> None:
+    table = {"overrides": {project: {"remove": ["a"]} for project in projects}}
+    plan = plan_fields(config(table), "urllib3", Version("2.2.3"), fields(["a"]))
+    assert plan.warnings == tuple(warnings)
+    assert plan_version(config(table), "urllib3", Version("2.2.3")).warnings == tuple(warnings)
+
+
+@pytest.mark.parametrize(
+    ("table", "base", "source", "warnings"),
+    [
+        pytest.param(
+            {"local-version": "stripe.2"},
+            "2.2.4.dev3+g0aac03ad0",
+            "vcs",
+            [
+                "tool.hatch.version.base-source: 'vcs' gives 2.2.4.dev3+g0aac03ad0, a dev "
+                "release: pip prefers upstream's releases to it and '==' or '<=' pins of a "
+                'release do not match it; set version_scheme = "only-version" in '
+                "tool.hatch.version.raw-options",
+                "tool.hatch.version.base-source: 'vcs' gives 2.2.4.dev3+g0aac03ad0, which has a "
+                "local label already, so the build is 2.2.4.dev3+g0aac03ad0.stripe.2 and pins of "
+                "'==2.2.4.dev3+g0aac03ad0' do not match it; set local_scheme = "
+                '"no-local-version" in tool.hatch.version.raw-options',
+            ],
+            id="hatch-vcs-defaults",
+        ),
+        pytest.param({"local-version": "stripe.2"}, "2.2.3", "vcs", [], id="hatch-vcs-release"),
+        pytest.param(
+            {"local-version": "stripe.2"},
+            "2.0.2.dev0",
+            "regex",
+            [
+                "tool.hatch.version.base-source: 'regex' gives 2.0.2.dev0, a dev release: pip "
+                "prefers upstream's releases to it and '==' or '<=' pins of a release do not "
+                "match it; give it the version of the release the fork is based on"
+            ],
+            id="dev-from-a-file",
+        ),
+        pytest.param(
+            {"overrides": {"fork": {"local-version": "stripe.2"}}},
+            "2.0.1+cpu",
+            "regex",
+            [
+                "tool.hatch.version.base-source: 'regex' gives 2.0.1+cpu, which has a local "
+                "label already, so the build is 2.0.1+cpu.stripe.2 and pins of '==2.0.1+cpu' do "
+                "not match it; set tool.wheelpatch.overrides.fork.local-version-mode = "
+                '"replace" to drop its label'
+            ],
+            id="append-to-a-local-label",
+        ),
+        pytest.param(
+            {"local-version": "stripe.2", "local-version-mode": "replace"},
+            "2.0.1+cpu",
+            "regex",
+            [],
+            id="replace-a-local-label",
+        ),
+        pytest.param({}, "2.0.1+cpu", "regex", [], id="no-label"),
+    ],
+)
+def test_plan_version_warns_of_a_base_version_that_makes_a_poor_fork(
+    table: dict[str, Any], base: str, source: str, warnings: list[str]
+) -> None:
+    plan = plan_version(config(table), "fork", Version(base), base_source=source)
+    assert plan.warnings == tuple(warnings)
 
 
 @pytest.mark.parametrize(

@@ -48,17 +48,68 @@ class VersionPlan:
     label: str | None
     label_key: str | None
     change: Change | None
+    warnings: tuple[str, ...] = ()
 
 
-def plan_version(config: Config, project: str, base: Version) -> VersionPlan:
-    """The version a build of ``project`` gets: ``base`` with the configured local label."""
+def plan_version(
+    config: Config,
+    project: str,
+    base: Version,
+    *,
+    base_source: str = "regex",
+    version_key: str = "tool.hatch.version",
+) -> VersionPlan:
+    """The version a build of ``project`` gets: ``base`` with the configured local label.
+
+    ``base_source`` names the hatch version source ``base`` came from and ``version_key`` the
+    table that configures it, for the warnings about a base version that makes a poor fork (a
+    dev release, or one with a local label of its own)."""
     name = canonicalize_name(project)
     label, key, mode = config.label_for(name, base)
     version = relabel(base, label, mode)
     change = None
+    warnings = list(_override_warnings(config, name, base))
     if version != base:
         change = Change("Version", "set", str(base), str(version), key)
-    return VersionPlan(name, base, version, label, key, change)
+    vcs = base_source == "vcs"
+    where = f"{version_key}.base-source: {base_source!r} gives {base}"
+    if base.is_devrelease:
+        fix = (
+            f'set version_scheme = "only-version" in {version_key}.raw-options'
+            if vcs
+            else "give it the version of the release the fork is based on"
+        )
+        warnings.append(
+            f"{where}, a dev release: pip prefers upstream's releases to it and '==' or '<=' "
+            f"pins of a release do not match it; {fix}"
+        )
+    if base.local is not None and label and mode == "append":
+        if vcs:
+            fix = f'set local_scheme = "no-local-version" in {version_key}.raw-options'
+        else:
+            table = (key or "tool.wheelpatch.local-version").rsplit(".", 1)[0]
+            fix = f'set {table}.local-version-mode = "replace" to drop its label'
+        warnings.append(
+            f"{where}, which has a local label already, so the build is {version} and pins of "
+            f"'=={base}' do not match it; {fix}"
+        )
+    return VersionPlan(name, base, version, label, key, change, tuple(warnings))
+
+
+def _override_warnings(config: Config, project: str, version: Version) -> tuple[str, ...]:
+    """What a build of ``project`` at ``version`` (before labelling) does not apply, and why:
+    the override tables when none is this project's (a misspelt project key), or the project's
+    own when its ``versions`` does not match."""
+    name = canonicalize_name(project)
+    override = config.override_for(name)
+    if override is None:
+        return tuple(config.unmatched_overrides([name], f"nothing in this build of {name}"))
+    if override.applies_to(version):
+        return ()
+    return (
+        f"{override.key}.versions: {str(override.versions)!r} does not match {name} {version}, "
+        "so this override is not applied",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +130,7 @@ class ProjectFields:
 
 @dataclass(frozen=True, slots=True)
 class FieldsPlan:
+    #: The project's override when it applies to the version (``None`` when none does).
     override: Override | None
     #: ``[project]`` fields to set, with their new values (lists and tables as hatchling takes).
     updates: Mapping[str, Any]
@@ -125,7 +177,7 @@ def plan_fields(
         passed[OPTIONAL_DEPENDENCIES] = groups
     override = config.override_for(name)
     if override is None or not override.applies_to(version):
-        return FieldsPlan(override, passed, (), ())
+        return FieldsPlan(None, passed, (), _override_warnings(config, name, version))
 
     changes: list[Change] = []
     rules: dict[str, list[str]] = {}
@@ -176,11 +228,15 @@ def plan_fields(
 
     static = [name for name in updates if name not in fields.dynamic]
     if static:
+        declared = {
+            DEPENDENCIES: fields.dependencies is not None,
+            OPTIONAL_DEPENDENCIES: fields.optional_dependencies is not None,
+            REQUIRES_PYTHON: fields.requires_python is not None,
+        }
         raise ConfigError(
             [
                 f"{', '.join(dict.fromkeys(rules[name]))}: changes project.{name}, which is "
-                f"static; list {name!r} in project.dynamic and move its value to "
-                f"[tool.hatch.metadata.hooks.wheelpatch] {name}"
+                + _static_fix(name, declared[name])
                 for name in static
             ]
         )
@@ -189,6 +245,22 @@ def plan_fields(
         for key in sorted(unmatched or (), key=_edit_keys(override).index)
     )
     return FieldsPlan(override, {**passed, **updates}, tuple(changes), warnings)
+
+
+def _static_fix(name: str, declared: bool) -> str:
+    """Why a field cannot be changed and how to let the hook change it."""
+    hook = "[tool.hatch.metadata.hooks.wheelpatch]"
+    if not declared:
+        return (
+            f"not set and not listed in project.dynamic; list {name!r} in project.dynamic, "
+            f"with a {hook} table, for the hook to set it"
+        )
+    if name == REQUIRES_PYTHON:  # the hook takes no requires-python: the override gives it
+        return (
+            f"static; remove it from [project] and list {name!r} in project.dynamic, with a "
+            f"{hook} table, for the hook to set it"
+        )
+    return f"static; list {name!r} in project.dynamic and move its value to {hook} {name}"
 
 
 def _edit_keys(override: Override) -> list[str]:
