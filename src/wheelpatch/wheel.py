@@ -156,24 +156,41 @@ def _name_problem(path: str) -> str:
 
 
 def read_wheel(path: Path) -> SourceWheel:
-    """Open ``path`` and check it is a wheel wheelpatch can patch; refuse it otherwise."""
+    """Open ``path`` and check it is a wheel wheelpatch can patch; refuse it otherwise.
+
+    Problems with the file itself name the path as given; problems inside it, the file name."""
     where = path.name
     try:
-        name, version, build, tags = parse_wheel_filename(path.name)
-    except InvalidWheelFilename as exc:
-        raise InvalidWheel(f"{where}: not a valid wheel filename ({exc})") from None
-    try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InvalidWheel(f"{path}: no such file{_glob_hint(str(path))}") from None
+    except IsADirectoryError:
+        raise _directory(path) from None
     except OSError as exc:
-        raise InvalidWheel(f"{where}: cannot open ({exc.strerror})") from None
+        raise InvalidWheel(f"{path}: cannot open ({exc.strerror})") from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _directory(path)
         if not stat.S_ISREG(info.st_mode):
-            raise InvalidWheel(f"{where}: not a regular file")
+            raise InvalidWheel(f"{path}: not a regular file")
+        try:
+            name, version, build, tags = parse_wheel_filename(where)
+        except InvalidWheelFilename as exc:
+            raise InvalidWheel(f"{path}: not a valid wheel filename ({exc})") from None
         archive = read_archive(fd, where)
         return _read(path, fd, archive, name, version, build, tags, info)
     finally:
         os.close(fd)
+
+
+def _directory(path: Path) -> InvalidWheel:
+    return InvalidWheel(f"{path}: is a directory (give the wheels in it: {path}/*.whl)")
+
+
+def _glob_hint(typed: str) -> str:
+    """A missing path with glob characters in it is most likely a pattern that matched nothing."""
+    return " (a pattern that matched no file?)" if any(c in typed for c in "*?[") else ""
 
 
 def _read(
