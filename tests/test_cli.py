@@ -14,6 +14,8 @@ import pytest
 from .conftest import CliResult, WheelSpec, build_wheel, snapshot
 
 Cli = Callable[..., CliResult]
+USING = "wheelpatch: using configuration"
+NO_DEMO = "tool.wheelpatch.overrides.demo: matches no wheel given"
 
 CONFIG = """
 [tool.wheelpatch]
@@ -54,17 +56,20 @@ def test_patch_a_wheelhouse(cli: Cli, project: Path, monkeypatch: pytest.MonkeyP
     lines = result.out.splitlines()
     out = project / "wheelhouse"
     assert lines == [
-        f"torch-2.0.1-py3-none-any.whl -> {out}/torch-2.0.1+stripe.2-py3-none-any.whl: "
-        "2.0.1 -> 2.0.1+stripe.2; -Requires-Dist triton==2.0.0",
-        f"demo-3.1-py3-none-any.whl -> {out}/demo-3.1+stripe.2-py3-none-any.whl: "
-        "3.1 -> 3.1+stripe.2; +Requires-Dist extra-dep>=1",
+        f"torch-2.0.1-py3-none-any.whl -> {out}/torch-2.0.1+stripe.2-py3-none-any.whl "
+        "(2.0.1 -> 2.0.1+stripe.2)",
+        "    removed Requires-Dist: triton==2.0.0",
+        f"demo-3.1-py3-none-any.whl -> {out}/demo-3.1+stripe.2-py3-none-any.whl "
+        "(3.1 -> 3.1+stripe.2)",
+        "    added Requires-Dist: extra-dep>=1",
         "other-0.1-py3-none-any.whl: unchanged (no override for 'other')",
     ]
     assert sorted(p.name for p in out.iterdir()) == [
         "demo-3.1+stripe.2-py3-none-any.whl",
         "torch-2.0.1+stripe.2-py3-none-any.whl",
     ]
-    assert result.err == ""
+    # Found by searching upward, so the file used is named.
+    assert result.err == f"{USING} {(project / 'pyproject.toml').resolve()}\n"
 
 
 def test_config_found_from_a_subdirectory(
@@ -88,7 +93,7 @@ def test_dry_run_prints_diff_and_writes_nothing(
     result = cli("patch", "--dry-run", wheels[0])
     assert result.code == 0, result.err
     assert snapshot(project) == before
-    assert "would write" in result.out
+    assert "would be written as" in result.out
     assert "-Version: 2.0.1\n+Version: 2.0.1+stripe.2\n" in result.out
     assert "-Requires-Dist: triton==2.0.0\n" in result.out
     assert "+++ b/torch-2.0.1+stripe.2.dist-info/METADATA" in result.out
@@ -122,10 +127,23 @@ def test_one_bad_wheel_writes_nothing(
     before = snapshot(project)
     result = cli("patch", *wheels, broken)
     assert result.code == 1
-    assert result.err == (
+    assert result.err.splitlines()[1:] == [
         "error: broken-1.0-py3-none-any.whl: not a zip archive "
-        "(no end of central directory record at its end)\n"
+        "(no end of central directory record at its end)"
+    ]
+    assert snapshot(project) == before
+    # The JSON report says the same: nothing was written, and why.
+    report = json.loads(cli("patch", "--json", *wheels, broken).out)
+    assert [(r["status"], r.get("output")) for r in report] == [
+        ("not-written", None),
+        ("not-written", None),
+        ("unchanged", None),
+        ("error", None),
+    ]
+    assert report[0]["reason"] == (
+        "not written: another wheel failed, and a batch is written whole or not at all"
     )
+    assert report[3]["error"].startswith("broken-1.0-py3-none-any.whl: not a zip archive")
     assert snapshot(project) == before
 
 
@@ -138,7 +156,22 @@ def test_existing_output_needs_force(
     again = cli("patch", wheels[0])
     assert again.code == 3
     target = project / "wheelhouse" / "torch-2.0.1+stripe.2-py3-none-any.whl"
-    assert again.err == f"error: {target}: already exists (pass --force to replace it)\n"
+    exists = f"{target}: already exists (pass --force to replace it)"
+    assert again.err.splitlines()[1:] == [f"warning: {NO_DEMO}", f"error: {exists}"]
+    # --json prints a report on this exit path too.
+    reported = cli("patch", "--json", *wheels[:2])
+    assert reported.code == 3
+    assert json.loads(reported.out) == [
+        {"source": str(wheels[0]), "status": "error", "error": exists},
+        {
+            **json.loads(cli("patch", "--json", "--dry-run", wheels[1]).out)[0],
+            "status": "not-written",
+            "output": None,
+            "reason": "not written: another wheel failed, and a batch is written whole or not "
+            "at all",
+        },
+    ]
+    assert not (target.parent / "demo-3.1+stripe.2-py3-none-any.whl").exists()
     assert cli("patch", "--force", wheels[0]).code == 0
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
@@ -192,7 +225,11 @@ def test_show_wheel_and_provenance(cli: Cli, project: Path) -> None:
         "  filelock",
     ]
     assert "Provenance: patched by wheelpatch" in result.out
-    assert "remove Requires-Dist: triton==2.0.0 -> None" in result.out
+    assert result.out.splitlines()[-2:] == [
+        "  set Version: 2.0.1 -> 2.0.1+stripe.2  (tool.wheelpatch.local-version)",
+        "  removed Requires-Dist: triton==2.0.0  (tool.wheelpatch.overrides.torch.remove[0])",
+    ]
+    assert "None" not in result.out
     original = cli("show", "--json", wheels[0])
     data = json.loads(original.out)
     assert data["provenance"] is None
@@ -286,11 +323,12 @@ def test_two_wheels_with_the_same_output_name_write_nothing(
     twin.write_bytes(wheels[0].read_bytes())
     result = cli("patch", wheels[0], twin)
     assert result.code == 1
-    assert result.err == (
+    assert result.err.splitlines()[1:] == [
+        f"warning: {NO_DEMO}",
         "error: torch-2.0.1-py3-none-any.whl: would be written as "
         "torch-2.0.1+stripe.2-py3-none-any.whl, like torch-2.0.1-py3-none-any.whl; "
-        "patch them in separate runs\n"
-    )
+        "patch them in separate runs",
+    ]
     assert not (project / "wheelhouse").exists()
 
 
@@ -311,3 +349,118 @@ def test_patch_verify_checks_member_data(cli: Cli, tmp_path: Path) -> None:
         "error: demo-1.0-py3-none-any.whl: member 'demo/__init__.py': CRC-32 "
     )
     assert not (tmp_path / "checked").exists()
+
+
+# --- issue 10: output that tells the truth --------------------------------------------------------
+
+
+def test_json_report_on_a_configuration_error(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    config = config_file('[tool.wheelpatch]\nlocal-version = "Stripe_2"\n')
+    wheel = build_wheel(tmp_path, WheelSpec())
+    result = cli("patch", "--json", "--config", config, wheel)
+    assert result.code == 2
+    message = (
+        f"{config.resolve()}: tool.wheelpatch.local-version: 'Stripe_2' is not a valid local "
+        "version label (write it normalized: 'stripe.2')"
+    )
+    assert result.err == f"error: {message}\n"
+    assert json.loads(result.out) == [
+        {"source": str(wheel), "status": "not-written", "reason": f"not written: {message}"}
+    ]
+
+
+def test_json_report_with_strict_and_an_unmatched_table(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    config = config_file('[tool.wheelpatch]\n[tool.wheelpatch.overrides.pytorch]\nremove = ["x"]\n')
+    wheel = build_wheel(tmp_path, WheelSpec(name="torch", requires=("x",)))
+    result = cli("patch", "--json", "--strict", "--config", config, "-o", tmp_path / "o", wheel)
+    assert result.code == 1
+    message = (
+        "tool.wheelpatch.overrides.pytorch: matches no wheel given (did you mean 'torch'?) "
+        "(--strict)"
+    )
+    assert result.err == f"error: {message}\n"
+    assert json.loads(result.out) == [
+        {"source": str(wheel), "status": "unchanged", "reason": "no override for 'torch'"}
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_misspelt_override_table_is_named(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    config = config_file(
+        '[tool.wheelpatch]\nlocal-version = "stripe.2"\n'
+        '[tool.wheelpatch.overrides.pytorch]\nremove = ["triton"]\n'
+    )
+    wheel = build_wheel(tmp_path, WheelSpec(name="torch", requires=("triton",)))
+    result = cli("patch", "--config", config, "-o", tmp_path / "o", wheel)
+    assert result.code == 0
+    assert result.out == "torch-1.0-py3-none-any.whl: unchanged (no override for 'torch')\n"
+    assert result.err == (
+        "warning: tool.wheelpatch.overrides.pytorch: matches no wheel given "
+        "(did you mean 'torch'?)\n"
+    )
+
+
+FILE_PROBLEMS = [
+    pytest.param("nope.whl", "nope.whl: no such file", id="missing"),
+    pytest.param("in/nope.whl", "in/nope.whl: no such file", id="missing-relative"),
+    pytest.param("in/*.whl", "in/*.whl: no such file (a pattern that matched no file?)", id="glob"),
+    pytest.param("in", "in: is a directory (give the wheels in it: in/*.whl)", id="directory"),
+    pytest.param(
+        "in/notes.txt",
+        "in/notes.txt: not a valid wheel filename (Invalid wheel filename (extension must be "
+        "'.whl'): 'notes.txt')",
+        id="not-a-wheel-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "typed", "message"),
+    [
+        pytest.param(command, *case.values, id=f"{command}-{case.id}")
+        for command in ("patch", "verify", "show")
+        for case in FILE_PROBLEMS
+        # show takes an argument that is no wheel name as an installed distribution's name
+        if command != "show" or str(case.values[0]).endswith(".whl")
+    ],
+)
+def test_file_problems_name_the_path_as_typed(
+    cli: Cli,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    typed: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(project)
+    (project / "in").mkdir()
+    (project / "in" / "notes.txt").write_text("hello\n")
+    args = ["--config", "pyproject.toml"] if command == "patch" else []
+    before = snapshot(project)
+    result = cli(command, *args, typed)
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == f"error: {message}"
+    assert "Traceback" not in result.err
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_help_lists_only_what_applies(cli: Cli, command: str) -> None:
+    result = cli(command, "--help")
+    assert result.code == 0
+    assert "--strict" not in result.out
+    assert "\n  3 " not in result.out
+    assert "\n  1 " in result.out
+
+
+def test_explicit_config_is_not_announced(cli: Cli, project: Path) -> None:
+    wheels = wheelhouse(project)
+    result = cli("patch", "--config", project / "pyproject.toml", "-o", project / "o", wheels[2])
+    assert result.code == 0
+    assert USING not in result.err

@@ -25,6 +25,8 @@ class Batch:
 
     plans: dict[int, PatchPlan | Unchanged] = field(default_factory=dict)
     failures: dict[int, WheelpatchError] = field(default_factory=dict)
+    #: The outputs moved into place so far (all of them once :func:`write_batch` returns).
+    written: dict[int, Path] = field(default_factory=dict)
 
     @property
     def warnings(self) -> list[str]:
@@ -86,7 +88,10 @@ def write_batch(
     force: bool = False,
     digests: MutableMapping[int, FileDigest] | None = None,
 ) -> dict[int, Path]:
-    """Stage every output, then move them all into place."""
+    """Stage every output, then move them all into place.
+
+    A failure is recorded in ``batch.failures`` under the wheel it concerns, then raised;
+    ``batch.written`` then says which outputs are in place (none, unless moving one failed)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -94,27 +99,39 @@ def write_batch(
             f"{out_dir}: cannot create the output directory ({exc.strerror})"
         ) from None
     staged: dict[int, StagedWheel] = {}
-    done: dict[int, Path] = {}
     digests = digests if digests is not None else {}
+    index = -1
     try:
         for index, plan in batch.to_write.items():
             staged[index] = stage_wheel(plan, out_dir, force=force, digest=digests.pop(index, None))
         for index, item in list(staged.items()):
-            done[index] = item.commit(force=force)
+            batch.written[index] = item.commit(force=force)
             del staged[index]
+    except WheelpatchError as exc:
+        batch.failures[index] = exc
+        raise
     finally:
         for item in staged.values():
             item.discard()
-    return done
+    return dict(batch.written)
 
 
-def result_json(plan: PatchPlan | Unchanged, output: Path | None, dry_run: bool) -> dict[str, Any]:
-    """One wheel's outcome as the ``--json`` reports print it."""
+def result_json(
+    plan: PatchPlan | Unchanged,
+    output: Path | None,
+    dry_run: bool,
+    not_written: str | None = None,
+) -> dict[str, Any]:
+    """One wheel's outcome as the ``--json`` reports print it.
+
+    ``not_written`` says why a wheel that would have been patched was not (a failure elsewhere in
+    the batch); its status is then ``not-written``."""
     if isinstance(plan, Unchanged):
         return {"source": str(plan.wheel.path), "status": "unchanged", "reason": plan.reason}
-    return {
+    status = "would-patch" if dry_run else "patched" if output else "not-written"
+    result: dict[str, Any] = {
         "source": str(plan.wheel.path),
-        "status": "would-patch" if dry_run else "patched",
+        "status": status,
         "output": str(output) if output else None,
         "filename": plan.filename,
         "old_version": str(plan.old_version),
@@ -123,3 +140,6 @@ def result_json(plan: PatchPlan | Unchanged, output: Path | None, dry_run: bool)
         "dropped": list(plan.dropped),
         "warnings": list(plan.warnings),
     }
+    if status == "not-written":
+        result["reason"] = not_written or "not written"
+    return result

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .digest import FileDigest
@@ -26,18 +26,36 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
+    InvalidWheel,
     WheelpatchError,
 )
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 __all__ = ["main"]
 
 _EPILOG = """\
 exit codes:
   0    success
-  1    a wheel was refused or failed verification (with --strict: an override entry matched
-       nothing)
+  1    a wheel was refused or failed verification (with --strict: an override entry or table
+       matched nothing)
   2    usage or configuration error
   3    the output could not be written (exists without --force, disk full, read-only)
+  130  interrupted
+"""
+_SHOW_EPILOG = """\
+exit codes:
+  0    success
+  1    the wheel was refused, or no such distribution is installed
+  2    usage error (or --python is not a working interpreter)
+  130  interrupted
+"""
+_VERIFY_EPILOG = """\
+exit codes:
+  0    every wheel passed
+  1    a wheel was refused or failed verification
+  2    usage error
   130  interrupted
 """
 
@@ -96,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     patch.add_argument(
         "--strict",
         action="store_true",
-        help="an override entry that matches nothing is an error, not a warning",
+        help="an override entry that matches nothing, or an override table that matches no "
+        "wheel given, is an error, not a warning",
     )
     patch.add_argument(
         "--verify",
@@ -111,11 +130,18 @@ def _parser() -> argparse.ArgumentParser:
         "show",
         help="print a wheel's or an installed distribution's requirements and provenance",
         description="Print name, version, Requires-Python, Requires-Dist and the wheelpatch "
-        "provenance (if any) of a wheel file or of a distribution installed in this environment.",
-        epilog=_EPILOG,
+        "provenance (if any) of a wheel file or of a distribution installed in an environment: "
+        "the one of --python, else the active virtual environment ($VIRTUAL_ENV), else the one "
+        "wheelpatch runs in.",
+        epilog=_SHOW_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("target", metavar="WHEEL|INSTALLED-NAME")
+    show.add_argument(
+        "--python",
+        metavar="PY",
+        help="look up INSTALLED-NAME in that interpreter's environment",
+    )
     show.add_argument("--json", action="store_true", help="print JSON on stdout")
 
     verify = commands.add_parser(
@@ -123,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         help="check every CRC, RECORD hash and size, and the wheel's structure",
         description="Decompress every member (in parallel), checking its CRC-32 and its RECORD "
         "hash and size, after the structural checks patch makes. Every problem is named.",
-        epilog=_EPILOG,
+        epilog=_VERIFY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("wheels", nargs="+", metavar="WHEEL", type=Path)
@@ -183,12 +209,17 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
     # over within 0.5 ms rather than the default 5 ms, or hashing crawls during planning.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
+    report = _PatchReport(args.wheels, args.dry_run)
     try:
         if pool is not None:
             for index, path in enumerate(args.wheels):
                 with contextlib.suppress(OSError):  # reading the wheel reports the problem
                     digests[index] = FileDigest(path, pool)
-        return _patch_all(args, out, digests)
+        return _patch_all(args, out, digests, report)
+    except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
+        if args.json and not isinstance(exc, BrokenPipeError):
+            _dump(out, report.failed(exc))
+        raise
     finally:
         for digest in digests.values():
             digest.close()
@@ -197,45 +228,110 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
         sys.setswitchinterval(interval)
 
 
-def _patch_all(args: argparse.Namespace, out: TextIO, digests: dict[int, FileDigest]) -> int:
+class _PatchReport:
+    """What ``patch --json`` says, whichever way the command ends: one entry per wheel given."""
+
+    def __init__(self, wheels: Sequence[Path], dry_run: bool) -> None:
+        self.wheels = wheels
+        self.dry_run = dry_run
+        self.batch: Batch | None = None
+
+    def done(self) -> list[dict[str, Any]]:
+        return self.failed(None)
+
+    def failed(self, error: BaseException | None) -> list[dict[str, Any]]:
+        from .batch import result_json  # noqa: PLC0415
+
+        batch = self.batch
+        failures = batch.failures if batch is not None else {}
+        if error is None:
+            reason = None
+        elif isinstance(error, KeyboardInterrupt):
+            reason = "not written: interrupted"
+        elif failures:
+            reason = "not written: another wheel failed, and a batch is written whole or not at all"
+        else:
+            reason = f"not written: {_message(error)}"
+        entries: list[dict[str, Any]] = []
+        for index, path in enumerate(self.wheels):
+            if index in failures:
+                entries.append(
+                    {"source": str(path), "status": "error", "error": str(failures[index])}
+                )
+            elif batch is not None and index in batch.plans:
+                written = batch.written.get(index)
+                entries.append(result_json(batch.plans[index], written, self.dry_run, reason))
+            else:
+                entries.append({"source": str(path), "status": "not-written", "reason": reason})
+        return entries
+
+
+def _project_names(paths: Sequence[Path]) -> list[str]:
+    """The projects of the wheels given, from their file names (a refused wheel's too)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # noqa: PLC0415
+
+    names: list[str] = []
+    for path in paths:
+        with contextlib.suppress(InvalidWheelFilename):
+            names.append(parse_wheel_filename(path.name)[0])
+    return names
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, WheelpatchError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return "; ".join(getattr(error, "errors", None) or [str(error)])
+
+
+def _patch_all(
+    args: argparse.Namespace, out: TextIO, digests: dict[int, FileDigest], report: _PatchReport
+) -> int:
     # Imported here, once the hashing has started.
-    from .batch import plan_batch, result_json, write_batch  # noqa: PLC0415
+    from .batch import plan_batch, write_batch  # noqa: PLC0415
     from .config import load_config  # noqa: PLC0415
     from .plan import Unchanged  # noqa: PLC0415
 
     config = load_config(args.config)
+    if args.config is None:
+        print(f"wheelpatch: using configuration {config.path}", file=sys.stderr)
     out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
     batch = plan_batch(args.wheels, config, strict=args.strict, verify=args.verify, digests=digests)
-    for warning in batch.warnings:
+    report.batch = batch
+    unmatched = config.unmatched_overrides(_project_names(args.wheels), "no wheel given")
+    if args.strict and unmatched and not batch.failures:
+        raise InvalidWheel("; ".join(unmatched) + " (--strict)")
+    for warning in [*batch.warnings, *unmatched]:
         print(f"warning: {warning}", file=sys.stderr)
     if batch.failures:
         for failure in batch.failures.values():
             _error(str(failure))
         if args.json:
-            report = [result_json(p, None, args.dry_run) for p in batch.plans.values()]
-            report += [
-                {"source": str(args.wheels[i]), "status": "error", "error": str(e)}
-                for i, e in batch.failures.items()
-            ]
-            _dump(out, report)
+            _dump(out, report.failed(next(iter(batch.failures.values()))))
         return max(e.exit_code for e in batch.failures.values())
-    written: dict[int, Path] = {}
     if not args.dry_run and batch.to_write:
-        written = write_batch(batch, out_dir, force=args.force, digests=digests)
+        try:
+            write_batch(batch, out_dir, force=args.force, digests=digests)
+        except WheelpatchError as exc:
+            _error(str(exc))
+            if args.json:
+                _dump(out, report.failed(exc))
+            return exc.exit_code
     if args.json:
-        _dump(out, [result_json(p, written.get(i), args.dry_run) for i, p in batch.plans.items()])
+        _dump(out, report.done())
         return EXIT_OK
     for index, plan in batch.plans.items():
         if isinstance(plan, Unchanged):
             print(f"{plan.wheel.filename}: unchanged ({plan.reason})", file=out)
             continue
-        target = written.get(index) or out_dir / plan.filename
-        verb = "would write" if args.dry_run else "->"
+        target = batch.written.get(index) or out_dir / plan.filename
+        verb = "would be written as" if args.dry_run else "->"
         print(
-            f"{plan.wheel.filename} {verb} {target}: {plan.old_version} -> "
-            f"{plan.new_version}; {plan.summary()}",
+            f"{plan.wheel.filename} {verb} {target} ({plan.old_version} -> {plan.new_version})",
             file=out,
         )
+        for line in plan.change_lines():
+            print(f"    {line}", file=out)
         if args.dry_run:
             out.write(plan.metadata_diff())
     return EXIT_OK
@@ -247,9 +343,10 @@ def _dump(out: TextIO, data: object) -> None:
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
-    from .show import describe_target  # noqa: PLC0415 - only this command needs it
+    from .metadata import describe_change  # noqa: PLC0415 - only this command needs them
+    from .show import describe_target  # noqa: PLC0415
 
-    info = describe_target(args.target)
+    info = describe_target(args.target, args.python)
     if args.json:
         _dump(out, info)
         return EXIT_OK
@@ -284,11 +381,14 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
         for change in changes if isinstance(changes, list) else []:
             if not isinstance(change, dict):
                 continue
-            print(
-                f"  {change.get('action')} {change.get('field')}: {change.get('before')} -> "
-                f"{change.get('after')} [{change.get('rule')}]",
-                file=out,
+            line = describe_change(
+                str(change.get("action")),
+                str(change.get("field")),
+                change.get("before"),
+                change.get("after"),
             )
+            rule = change.get("rule")
+            print(f"  {line}" + (f"  ({rule})" if rule else ""), file=out)
     return EXIT_OK
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "Header",
     "MetadataDocument",
     "MetadataError",
+    "describe_change",
     "find_line_break",
 ]
 
@@ -220,8 +221,22 @@ class Change:
         }
 
     def describe(self) -> str:
-        if self.action == "add":
-            return f"+{self.field} {self.after}"
-        if self.action == "remove":
-            return f"-{self.field} {self.before}"
-        return f"{self.field} {self.before} -> {self.after}"
+        return describe_change(self.action, self.field, self.before, self.after)
+
+
+_VERBS = {"set": "set", "remove": "removed", "replace": "replaced", "relax": "relaxed"}
+
+
+def describe_change(action: str, field: str, before: str | None, after: str | None) -> str:
+    """One change as a person reads it: ``removed Requires-Dist: triton==2.0.0``.
+
+    Requirement text contains ``;`` and ``,``, so a change is never joined to another on a line.
+    """
+    if action == "add":
+        return f"added {field}: {after}"
+    if action == "remove":
+        return f"removed {field}: {before}"
+    verb = _VERBS.get(action, action)
+    if before is None:
+        return f"{verb} {field}: {after}"
+    return f"{verb} {field}: {before} -> {after}"

@@ -117,6 +117,12 @@ class PatchPlan:
             )
         )
 
+    def change_lines(self) -> list[str]:
+        """Every change but the version's, one line each, then the members dropped."""
+        lines = [c.describe() for c in self.changes if c.field != "Version"]
+        lines += [f"dropped {name} (a signature the change invalidates)" for name in self.dropped]
+        return lines
+
     def summary(self) -> str:
         parts = [c.describe() for c in self.changes if c.field != "Version"]
         if self.dropped:
