@@ -553,3 +553,27 @@ def test_pip_resolves_specifiers_against_local_label(
             f"Could not find a version that satisfies the requirement {requirement} "
             f"(from versions: {NEW_VERSION})"
         ) in result.stderr, result.stderr
+
+
+# --- wheelpatch show of another environment ------------------------------------------------------
+
+
+def test_wheelpatch_show_reads_the_environment_asked_for(uv_env: Venv) -> None:
+    """``show --python`` and ``$VIRTUAL_ENV`` find what is installed there; without either, the
+    environment wheelpatch runs in (where no torch is) is asked."""
+    show = (sys.executable, "-m", "wheelpatch", "show", "--json")
+    by_flag = json.loads(run(*show, "--python", uv_env.python, "torch").stdout)
+    assert (by_flag["name"], by_flag["version"]) == ("torch", NEW_VERSION)
+    assert by_flag["provenance"]["source"]["filename"] == f"torch-{OLD_VERSION}-{TAG}.whl"
+    assert by_flag["source"].startswith(str(uv_env.root))
+    env = {**ENV, "VIRTUAL_ENV": str(uv_env.root)}
+    by_env = subprocess.run(
+        [*show, "torch"], capture_output=True, text=True, env=env, check=True, timeout=60
+    )
+    assert json.loads(by_env.stdout) == by_flag
+    here = run(sys.executable, "-m", "wheelpatch", "show", "torch", expect_failure=True)
+    assert here.returncode == 1
+    assert here.stderr == (
+        "error: torch: no such wheel file, and no distribution of that name is installed in the "
+        f"environment of {sys.executable}\n"
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
+
+from packaging.utils import InvalidName, canonicalize_name
 
 from .archive import read_member
 from .errors import InvalidWheel, WheelpatchError
@@ -17,12 +18,13 @@ from .wheel import METADATA_CAP, read_wheel
 __all__ = ["describe_target"]
 
 
-def describe_target(target: str) -> dict[str, Any]:
-    """Describe a wheel file (a path) or a distribution installed in this environment (a name)."""
+def describe_target(target: str, python: str | None = None) -> dict[str, Any]:
+    """Describe a wheel file (a path) or a distribution installed in the environment of
+    ``python`` (default: the active virtual environment, else the one running wheelpatch)."""
     path = Path(target)
     if target.endswith(".whl") or path.is_file():
         return _describe_wheel(path)
-    return _describe_installed(target)
+    return _describe_installed(target, python)
 
 
 def _summary(document: MetadataDocument, provenance: Any, source: str) -> dict[str, Any]:
@@ -59,22 +61,38 @@ def _describe_wheel(path: Path) -> dict[str, Any]:
     return _summary(wheel.metadata, provenance, str(path))
 
 
-def _describe_installed(name: str) -> dict[str, Any]:
+def _describe_installed(name: str, python: str | None) -> dict[str, Any]:
+    from .environment import probe  # noqa: PLC0415 - only installed distributions need it
+
+    environment = probe(python)
     try:
-        dist = importlib_metadata.distribution(name)
-    except importlib_metadata.PackageNotFoundError:
+        project = canonicalize_name(name, validate=True)
+    except InvalidName:
         raise WheelpatchError(
-            f"{name}: no such wheel file, and no distribution of that name is installed in this "
-            "environment"
+            f"{name}: no such wheel file, and not a valid project name either"
         ) from None
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
-    if text is None:
-        raise WheelpatchError(f"{name}: the installed distribution has no METADATA")
+    found = environment.installed(project)
+    if not found:
+        raise WheelpatchError(
+            f"{name}: no such wheel file, and no distribution of that name is installed in the "
+            f"environment of {environment.interpreter}"
+        )
+    dist_info = found[0].dist_info
     try:
-        document = MetadataDocument.parse(text.encode("utf-8"))
+        text = (dist_info / "METADATA").read_bytes()
+    except OSError as exc:
+        raise WheelpatchError(f"{dist_info}/METADATA: cannot read ({exc.strerror})") from None
+    try:
+        document = MetadataDocument.parse(text)
     except MetadataError as exc:
-        raise WheelpatchError(f"{name}: installed METADATA {exc}") from None
-    raw = dist.read_text(PROVENANCE_NAME)
-    provenance = None if raw is None else _load_provenance(raw, name)
-    location = getattr(dist, "_path", None)
-    return _summary(document, provenance, str(location) if location else name)
+        raise WheelpatchError(f"{dist_info}/METADATA: {exc}") from None
+    try:
+        raw: bytes | None = (dist_info / PROVENANCE_NAME).read_bytes()
+    except FileNotFoundError:
+        raw = None
+    except OSError as exc:
+        raise WheelpatchError(
+            f"{dist_info}/{PROVENANCE_NAME}: cannot read ({exc.strerror})"
+        ) from None
+    provenance = None if raw is None else _load_provenance(raw, str(dist_info))
+    return _summary(document, provenance, str(dist_info))
