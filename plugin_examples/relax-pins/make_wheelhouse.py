@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from standin import build  # noqa: E402
+from standin import build
 
 
 def main() -> None:
