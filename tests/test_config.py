@@ -901,6 +901,12 @@ def test_override_project_must_be_a_valid_name(config_file: ConfigFile) -> None:
             ["tool.wheelpatch.overrides.scipy: matches no wheel given"],
             id="far",
         ),
+        pytest.param(
+            ["torchaudio"],
+            ["torch"],
+            ["tool.wheelpatch.overrides.torchaudio: matches no wheel given"],
+            id="another-project-is-no-typo",
+        ),
         pytest.param(["Torch"], ["torch"], [], id="normalized-match"),
         pytest.param(["torch"], ["Torch"], [], id="normalized-name"),
     ],

@@ -152,7 +152,7 @@ class Config:
         for override in self.overrides:
             if override.project in known:
                 continue
-            close = difflib.get_close_matches(override.project, known, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(override.project, known, n=1, cutoff=0.8)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             warnings.append(f"{override.key}: matches {what}{hint}")
         return warnings
