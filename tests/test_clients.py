@@ -577,3 +577,44 @@ def test_wheelpatch_show_reads_the_environment_asked_for(uv_env: Venv) -> None:
         "error: torch: no such wheel file, and no distribution of that name is installed in the "
         f"environment of {sys.executable}\n"
     )
+
+
+# --- what plain patch guarantees: an output as sound as its input ---------------------------------
+
+
+def test_plain_patch_of_a_corrupt_member_is_as_broken_as_its_input(
+    patched: Patched, tmp_path: Path
+) -> None:
+    """The README's promise, checked both ways with installer and ``wheel unpack``: a member
+    whose bytes do not match RECORD is copied as it is (no member is decompressed), so installer
+    and ``wheel unpack`` reject the output exactly as they reject the input; ``--verify`` refuses
+    before writing anything."""
+    source = tmp_path / "in" / f"torch-{OLD_VERSION}-{TAG}.whl"
+    source.parent.mkdir()
+    original = patched.out_dir.parent / "sources" / source.name
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(source, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, b"VALUE = 2\n" if info.filename == "torch/__init__.py" else data)
+    config = patched.out_dir.parent / "pyproject.toml"
+    wheelpatch = (sys.executable, "-m", "wheelpatch", "patch", "--config", config)
+    run(*wheelpatch, "-o", tmp_path / "plain", source)
+    output = tmp_path / "plain" / PATCHED_TORCH
+    for wheel in (source, output):
+        with WheelFile.open(wheel) as opened, pytest.raises(WheelFile.validation_error) as info:
+            opened.validate_record(validate_contents=True)
+        assert info.value.issues == [
+            f"In {wheel}, hash / size of torch/__init__.py didn't match RECORD"
+        ]
+        unpack = run(
+            sys.executable, "-m", "wheel", "unpack", "-d", tmp_path / "u", wheel,
+            expect_failure=True,
+        )  # fmt: skip
+        assert "Hash mismatch for file 'torch/__init__.py'" in unpack.stderr
+    refused = run(*wheelpatch, "--verify", "-o", tmp_path / "checked", source, expect_failure=True)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "warning: tool.wheelpatch.overrides.torchaudio: matches no wheel given\n"
+        f"error: {source.name}: member 'torch/__init__.py' does not match its RECORD hash\n"
+    )
+    assert not (tmp_path / "checked").exists()
