@@ -95,13 +95,15 @@ def pybuild(*args: str | Path, env: dict[str, str] | None = None) -> str:
     return run(sys.executable, "-m", "build", "--no-isolation", *args, env=env)
 
 
-def dist_info(wheel: Path, version: str) -> tuple[Message, dict[str, Any] | None]:
+def dist_info(
+    wheel: Path, version: str, project: str = "tensorfork"
+) -> tuple[Message, dict[str, Any] | None]:
     """METADATA's headers and the provenance (``None`` if there is none) of a built wheel."""
     with zipfile.ZipFile(wheel) as archive:
         headers = BytesHeaderParser().parsebytes(
-            archive.read(f"tensorfork-{version}.dist-info/METADATA")
+            archive.read(f"{project}-{version}.dist-info/METADATA")
         )
-        name = f"tensorfork-{version}.dist-info/wheelpatch.json"
+        name = f"{project}-{version}.dist-info/wheelpatch.json"
         provenance = json.loads(archive.read(name)) if name in archive.namelist() else None
     return headers, provenance
 
@@ -189,7 +191,7 @@ def test_pip_wheel_and_prepare_metadata_agree(
     shown = capsys.readouterr().out
     assert "Provenance: built by hatchling " in shown
     assert f"git {provenance['git']['describe']}" in shown
-    assert "remove Requires-Dist: triton==2.0.0" in shown
+    assert "removed Requires-Dist: triton==2.0.0" in shown
 
 
 def test_uv_build_then_uv_and_pip_install(tmp_path: Path) -> None:
@@ -250,8 +252,9 @@ def test_sdist_builds_the_same_wheel_elsewhere_without_git(
         _, provenance = check_wheel(wheel, version)
         assert provenance["git"]["commit"] == git(repo, "rev-parse", "HEAD")
     else:
-        _, provenance = dist_info(wheel, version)
-        assert provenance is not None
+        _, recorded = dist_info(wheel, version)
+        assert recorded is not None
+        provenance = recorded
         # Nothing is known of how the sdist's fields came about, and nothing is made up.
         assert provenance["git"] is None
         assert provenance["changes"] == []
@@ -338,6 +341,102 @@ def test_dirty_tree_keeps_the_label_and_says_so(tmp_path: Path) -> None:
     assert "uncommitted changes" in output
 
 
+def warnings_in(output: str) -> list[str]:
+    """The plugin's warnings in a build's output."""
+    prefix = "wheelpatch: warning: "
+    return [line.removeprefix(prefix) for line in output.splitlines() if line.startswith(prefix)]
+
+
+def test_misspelt_override_table_is_named_with_the_project(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "tensorfork",
+        _replace(f"[{OVERRIDE}]", "[tool.wheelpatch.overrides.tensor-fork]"),
+    )
+    version = expected_version(repo)
+    out = tmp_path / "dist"
+    output = pybuild("--wheel", "--outdir", out, repo)
+    # Once, though the version source and both hooks each plan the build.
+    assert warnings_in(output) == [
+        "tool.wheelpatch.overrides.tensor-fork: matches nothing in this build of tensorfork "
+        "(did you mean 'tensorfork'?)"
+    ]
+    headers, provenance = dist_info(out / f"tensorfork-{version}-py3-none-any.whl", version)
+    assert provenance is not None
+    assert provenance["config"]["override"] is None
+    assert "triton" in str(headers.get_all("Requires-Dist"))
+
+
+def test_override_outside_its_versions_is_reported_and_not_recorded(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "tensorfork", _replace(f"[{OVERRIDE}]\n", (
+        f'[{OVERRIDE}]\nversions = ">=3"\n'
+    )))  # fmt: skip
+    version = expected_version(repo)  # the top-level label still applies
+    out = tmp_path / "dist"
+    output = pybuild("--outdir", out, repo)  # the sdist, then the wheel from it
+    message = (
+        f"{OVERRIDE}.versions: '>=3' does not match tensorfork 2.0.1, so this override is not "
+        "applied"
+    )
+    assert message in warnings_in(output)
+    headers, provenance = dist_info(out / f"tensorfork-{version}-py3-none-any.whl", version)
+    assert provenance is not None
+    assert provenance["config"]["override"] is None
+    assert provenance["config"]["digest"] is None
+    assert [change["field"] for change in provenance["changes"]] == ["Version"]
+    assert headers.get_all("Requires-Dist") == [
+        "filelock",
+        "sympy==1.11.1",
+        "triton==2.0.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+        "nvidia-cublas-cu12==12.1.3.1; extra == 'cuda'",  # hatchling sorts extras' requirements
+        "nvidia-cudnn-cu12==8.9.2.26; extra == 'cuda'",
+    ]
+
+
+def test_add_to_a_project_without_dependencies(tmp_path: Path) -> None:
+    """The message names no value to move, and what it says to do works."""
+
+    def edit(text: str) -> str:
+        text = text.replace(
+            'dynamic = ["version", "dependencies", "optional-dependencies"]',
+            'dynamic = ["version", "optional-dependencies"]',
+        )
+        start = text.index("dependencies = [\n")
+        return text[:start] + text[text.index("]\n", start) + 2 :]
+
+    repo = make_repo(tmp_path / "tensorfork", edit)
+    assert (
+        f"{OVERRIDE}.add[0]: changes project.dependencies, which is not set and not listed in "
+        "project.dynamic; list 'dependencies' in project.dynamic, with a "
+        "[tool.hatch.metadata.hooks.wheelpatch] table, for the hook to set it"
+    ) in failed_build(repo, tmp_path / "failed")
+    config = repo / "pyproject.toml"
+    config.write_text(config.read_text().replace('["version", "', '["version", "dependencies", "'))
+    git(repo, "commit", "-qam", "dependencies are dynamic")
+    out = tmp_path / "dist"
+    pybuild("--wheel", "--outdir", out, repo)
+    [wheel] = out.glob("*.whl")
+    headers, _ = dist_info(wheel, wheel.name.split("-")[1])
+    assert headers.get_all("Requires-Dist") == ["numpy>=1.24"]
+
+
+def test_shallow_clone_says_how_to_fetch_the_tag(tmp_path: Path) -> None:
+    """CI's default checkout has one commit, and the tag before it is not there."""
+    repo = make_repo(tmp_path / "tensorfork")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.as_uri(), str(clone))
+    assert (
+        "tool.wheelpatch.local-version: {tag}/{major}/{commits}/{revision} need git describe: "
+        f"'git describe --tags --long --dirty' failed in {clone}: fatal: No names found, cannot "
+        "describe anything; the clone is shallow: run 'git fetch --unshallow --tags' first"
+    ) in failed_build(clone, tmp_path / "failed")
+    git(clone, "fetch", "-q", "--unshallow", "--tags")
+    out = tmp_path / "dist"
+    pybuild("--wheel", "--outdir", out, clone)
+    check_wheel(
+        out / f"tensorfork-{expected_version(repo)}-py3-none-any.whl", expected_version(repo)
+    )
+
+
 def test_editable_wheel_has_the_label_and_overrides_but_no_provenance(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "tensorfork")
     version = expected_version(repo)
@@ -410,6 +509,14 @@ def test_hatch_build_and_version(tmp_path: Path, build_wheelhouse: Path) -> None
 
 
 # --- errors: one line naming the key, no artifact ----------------------------------------------
+
+
+STATIC_VERSION = (
+    "project.version: '2.0.1' is static, so hatchling never asks tool.hatch.version.source "
+    "'wheelpatch' and the build would get no label; remove it from [project], list 'version' in "
+    "project.dynamic and put the version in the file tool.hatch.version.path names, where the "
+    "base source 'regex' reads it"
+)
 
 
 def _static(*, hook: bool) -> Callable[[str], str]:
@@ -494,6 +601,20 @@ def _replace(old: str, new: str) -> Callable[[str], str]:
             True,
             "tool.hatch.version.base-source: unknown version source 'nope'",
             id="unknown-base-source",
+        ),
+        pytest.param(
+            _replace('dynamic = ["version", ', 'version = "2.0.1"\ndynamic = ['),
+            True,
+            STATIC_VERSION,
+            id="static-version",
+        ),
+        pytest.param(
+            lambda text: _static(hook=False)(text).replace(
+                'dynamic = ["version"]', 'version = "2.0.1"'
+            ),
+            True,
+            STATIC_VERSION,
+            id="static-version-with-the-build-hook-only",
         ),
         pytest.param(
             _replace(

@@ -63,20 +63,57 @@ _FIELDS = frozenset({*_HOOK_KEYS, "requires-python"})
 _VERSION_PLANS: dict[str, VersionPlan] = {}
 
 
-def _hatch_key(root: str, table: str, name: str = "") -> str:
-    """The full name of a key in one of hatch's own tables (``version``, ``metadata.hooks...``):
-    in hatch.toml when that file has the table (hatch.toml wins), else under ``tool.hatch``."""
+def _hatch_table(
+    root: str, table: str, pyproject: Mapping[str, Any] | None = None
+) -> tuple[str, Any]:
+    """One of hatch's own tables (``version``, ``metadata.hooks...``) and its full name: from
+    hatch.toml when that file has it (hatch.toml wins), else from ``tool.hatch`` in ``pyproject``
+    (``None`` when neither has it, or when ``pyproject`` is not given)."""
     from .config import read_toml
 
-    where = f"tool.hatch.{table}"
+    def lookup(node: Any, parts: list[str]) -> Any:
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
     hatch_toml = Path(root) / "hatch.toml"
     if hatch_toml.is_file():
-        node: Any = read_toml(hatch_toml)
-        for part in table.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = lookup(read_toml(hatch_toml), table.split("."))
         if node is not None:
-            where = f"hatch.toml: {table}"
+            return f"hatch.toml: {table}", node
+    return f"tool.hatch.{table}", lookup(pyproject, ["tool", "hatch", *table.split(".")])
+
+
+def _hatch_key(root: str, table: str, name: str = "") -> str:
+    """The full name of a key in one of hatch's own tables, as :func:`_hatch_table` finds it."""
+    where = _hatch_table(root, table)[0]
     return f"{where}.{name}" if name else where
+
+
+def _refuse_static_version(root: str, data: Mapping[str, Any]) -> None:
+    """Hatchling asks no version source when ``[project]`` sets ``version``: with ``source =
+    "wheelpatch"`` the build would silently have no label, so it is refused."""
+    project = data.get("project")
+    if not isinstance(project, dict) or "version" not in project:
+        return
+    where, table = _hatch_table(root, "version", data)
+    if not isinstance(table, dict) or table.get("source") != PLUGIN_NAME:
+        return
+    base = table.get("base-source", "regex")
+    if base == "regex":
+        fix = (
+            f"and put the version in the file {where}.path names, where the base source "
+            "'regex' reads it"
+        )
+    else:
+        fix = f"and let the base source {base!r} give it"
+    raise ConfigError(
+        [
+            f"project.version: {project['version']!r} is static, so hatchling never asks "
+            f"{where}.source {PLUGIN_NAME!r} and the build would get no label; remove it from "
+            f"[project], list 'version' in project.dynamic {fix}"
+        ]
+    )
 
 
 def _pyproject(root: str) -> tuple[Path, dict[str, Any]]:
@@ -112,9 +149,15 @@ def load_config(root: str, *, resolve_labels: bool) -> Config:
     return _config(path, data, resolve_labels=resolve_labels)
 
 
+#: Warnings printed in this process: the version source and both hooks plan the same build.
+_WARNED: set[str] = set()
+
+
 def _warn(messages: tuple[str, ...]) -> None:
     for message in messages:
-        print(f"wheelpatch: warning: {message}", file=sys.stderr)
+        if message not in _WARNED:
+            _WARNED.add(message)
+            print(f"wheelpatch: warning: {message}", file=sys.stderr)
 
 
 class WheelpatchVersionSource(VersionSourceInterface):
@@ -178,9 +221,16 @@ class WheelpatchVersionSource(VersionSourceInterface):
                 ) from None
             path, data = _pyproject(self.root)
             config = _config(path, data, resolve_labels=True)
-            plan = plan_version(config, _project_name(path, data), base)
+            plan = plan_version(
+                config,
+                _project_name(path, data),
+                base,
+                base_source=base_source.PLUGIN_NAME,
+                version_key=_hatch_key(self.root, "version"),
+            )
             self._planned = plan, config
             _VERSION_PLANS[os.path.realpath(self.root)] = plan
+            _warn(plan.warnings)
             if config.git is not None and config.git.dirty and plan.label:
                 _warn(
                     (
@@ -306,6 +356,8 @@ class WheelpatchMetadataHook(MetadataHookInterface):
         from .build import plan_fields
 
         root = Path(self.root)
+        path, data = _pyproject(self.root)
+        _refuse_static_version(self.root, data)
         hook = self.config
         fixed: frozenset[str] = frozenset()
         if (root / "PKG-INFO").is_file():
@@ -324,7 +376,6 @@ class WheelpatchMetadataHook(MetadataHookInterface):
                     "in [project] or with [tool.hatch.version]"
                 ]
             )
-        path, data = _pyproject(self.root)
         config = _config(path, data, resolve_labels=False)
         name = str(metadata.get("name") or _project_name(path, data))
         self.plan = plan_fields(
@@ -428,6 +479,7 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 from_sdist=True,
                 source_date_epoch=os.environ.get("SOURCE_DATE_EPOCH"),
             )
+        _refuse_static_version(self.root, metadata.config)
         hatch = metadata.hatch
         source = hatch.version.source if "version" in hatch.config else None
         version_plan: VersionPlan | None = None
@@ -447,6 +499,7 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             static = project_fields({}, raw, metadata.context.format)
             base = version_plan.base if version_plan is not None else after
             fields_plan = plan_fields(config, name, base, static)
+            _warn(fields_plan.warnings)
         else:
             for field, value in fields_plan.updates.items():
                 if metadata.core_raw_metadata.get(field) != value:
@@ -462,7 +515,8 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         )
         changes.extend(fields_plan.changes)
         # The resolved configuration's: its digest covers the label used, as for patched wheels.
-        override = config.override_for(name)
+        # An override that does not apply to this version (its `versions`) is not recorded.
+        override = config.override_for(name) if fields_plan.override is not None else None
         return build_provenance_document(
             project=name,
             before=version_plan.base if version_plan is not None else after,
