@@ -3,12 +3,14 @@
 hatch-vcs's defaults (setuptools-scm's ``guess-next-dev`` and ``node-and-date`` schemes) make a
 fork three commits after the tag ``2.2.3`` a dev release of the next version with a local label of
 its own, ``2.2.4.dev3+g<node>``; the plugin warns of both. The options the README gives make it
-``2.2.3+stripe.2.3.<revision>``. Real builds in a temporary git repository, offline, without
-isolation (hatch-vcs and setuptools-scm are in the test extras).
+``2.2.3+stripe.2.3.<revision>``, and hatch-vcs's ``version-file`` then holds that version. Real
+builds in a temporary git repository, offline, without isolation (hatch-vcs and setuptools-scm
+are in the test extras).
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -43,6 +45,9 @@ RAW_OPTIONS = """
 [tool.hatch.version.raw-options]
 version_scheme = "only-version"
 local_scheme = "no-local-version"
+
+[tool.hatch.build.hooks.vcs]
+version-file = "src/urllib3/_version.py"
 """
 
 
@@ -97,6 +102,11 @@ def test_hatch_vcs_with_the_documented_options(tmp_path: Path) -> None:
     assert provenance is not None
     assert provenance["version"] == {"before": "2.2.3", "after": version}
     assert provenance["git"]["describe"] == f"2.2.3-3-g{revision}"
+    # hatch-vcs's build hook writes the labelled version, for urllib3.__version__.
+    with zipfile.ZipFile(wheel) as archive:
+        assert (
+            f"__version__ = version = {version!r}" in archive.read("urllib3/_version.py").decode()
+        )
     # Pins of upstream's release take it, as they would not take a dev release of the next one.
     for spec in ("==2.2.3", "<=2.2.3"):
         assert SpecifierSet(spec).contains(Version(version))
