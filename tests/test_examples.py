@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,12 +16,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from wheelpatch.cli import main
+from wheelpatch.config import read_toml
 
 from .hermetic import hermetic_env
+from .installed_wheels import wheelhouse_of_installed
 
-EXAMPLES = Path(__file__).parent.parent / "plugin_examples"
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "plugin_examples"
 ENV = hermetic_env()
 
 
@@ -114,6 +120,33 @@ def _run(
         check=False,
         timeout=600,
     )
+
+
+DEAD_PROXY = "http://127.0.0.1:9"
+
+
+def online_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The hermetic environment, but online for uv (no ``UV_OFFLINE``) so it can reach loopback
+    servers; a private home and empty caches; anything but 127.0.0.1 goes to a dead proxy."""
+    env = hermetic_env(
+        HOME=str(tmp_path / "home"),
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+        HATCH_DATA_DIR=str(tmp_path / "home" / "hatch-data"),
+        HATCH_CACHE_DIR=str(tmp_path / "home" / "hatch-cache"),
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+        PIP_RETRIES="0",
+        HTTP_PROXY=DEAD_PROXY,
+        HTTPS_PROXY=DEAD_PROXY,
+        ALL_PROXY=DEAD_PROXY,
+        http_proxy=DEAD_PROXY,
+        https_proxy=DEAD_PROXY,
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    for key in ("UV_OFFLINE", "UV_NO_CACHE"):
+        env.pop(key)
+    env.update(extra)
+    return env
 
 
 def _free_port() -> int:
@@ -290,3 +323,153 @@ def test_torch_install_still_unresolvable_says_what_was_pinned(tmp_path: Path) -
         "(with the patched torch 2.0.1+stripe.2 pinned, as found without their dependencies)"
     )
     assert not (tmp_path / "target").exists()
+
+
+#: What hatchling asks for when it builds an editable wheel of the project in the current directory.
+EDITABLE_REQUIRES = """\
+import json, hatchling.build
+print(json.dumps(hatchling.build.get_requires_for_build_editable()))
+"""
+
+
+def _installed_wheelhouse(project: Path, directory: Path) -> Path:
+    """Wheels of the build requirements (editable included) and dependencies of ``project`` (on
+    this interpreter), rebuilt from this environment: what ``pip install -e .`` needs, offline."""
+    data = read_toml(project / "pyproject.toml")
+    editable = subprocess.run(
+        [sys.executable, "-c", EDITABLE_REQUIRES], cwd=project, capture_output=True, check=True
+    )
+    texts = [
+        *data["build-system"]["requires"],
+        *json.loads(editable.stdout),
+        *data["project"].get("dependencies", []),
+    ]
+    names = []
+    for text in texts:
+        requirement = Requirement(text)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.append(requirement.name)
+    directory.mkdir()
+    wheelhouse_of_installed(names, directory)
+    return directory
+
+
+def _checkout_copy(destination: Path) -> Path:
+    """The files of this checkout (tracked and not ignored), as a newcomer's clone has them."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+#: The first line of the README's quick start (the proposed replacement for the /tmp/wheelhouse
+#: one): everything inside the checkout, and safe to run again.
+QUICK_START = (
+    "python3 -m venv .venv && .venv/bin/pip install -e . && "
+    ".venv/bin/python plugin_examples/torch-without-triton/make_wheelhouse.py build/wheelhouse && "
+    ".venv/bin/wheelpatch patch --force"
+    " --config plugin_examples/torch-without-triton/pyproject.toml"
+    " -o build/wheelhouse/patched build/wheelhouse/*.whl"
+)
+
+
+@pytest.mark.slow
+def test_quick_start_runs_twice_in_a_fresh_checkout(tmp_path: Path) -> None:
+    checkout = _checkout_copy(tmp_path / "wheelpatch")
+    wheels = _installed_wheelhouse(checkout, tmp_path / "wheels")
+    # pip gets wheelpatch's build and runtime requirements from here, as from PyPI.
+    env = online_env(tmp_path, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels))
+    outputs = []
+    for attempt in ("first", "second"):
+        result = _run("bash", "-c", QUICK_START, cwd=checkout, env=env)
+        assert result.returncode == 0, f"{attempt} run:\n{result.stdout}\n{result.stderr}"
+        built = checkout / "build" / "wheelhouse"
+        outputs.append({str(p.relative_to(built)): p.read_bytes() for p in built.rglob("*.whl")})
+    assert sorted(p for p in outputs[0] if p.startswith("patched/")) == [
+        "patched/torch-2.0.1+stripe.2-py3-none-any.whl",
+        "patched/triton-2.0.0+stripe.2-py3-none-any.whl",
+    ]
+    assert sorted(p for p in outputs[0] if "/" not in p) == TORCH_WHEELHOUSE
+    assert outputs[0] == outputs[1]  # the same wheels, byte for byte, the second time
+    # Without --force, a run stops at the outputs of the last one (exit 3): what --force is for.
+    again = _run("bash", "-c", QUICK_START.replace(" --force", ""), cwd=checkout, env=env)
+    assert again.returncode == 3, again.stderr
+    assert "already exists" in again.stderr
+
+
+def _console_commands(readme: Path, heading: str) -> list[str]:
+    """The ``$ `` lines of the first console block under ``## heading`` in ``readme``."""
+    section = readme.read_text(encoding="utf-8").split(f"\n## {heading}\n", 1)[1]
+    block = section.split("```console\n", 1)[1].split("\n```", 1)[0]
+    return [line[2:] for line in block.splitlines() if line.startswith("$ ")]
+
+
+PUBLISHING = "Patching the wheels and publishing them to a private index"
+
+
+@pytest.mark.slow
+def test_publishing_to_a_private_index_as_the_readme_says(tmp_path: Path) -> None:
+    """Every command of the README's publishing block, as written, with 8080 replaced by a free
+    port and /tmp/ by this test's directory: patch, pypiserver, twine upload, pip and uv install."""
+    commands = _console_commands(EXAMPLES / "torch-without-triton" / "README.md", PUBLISHING)
+    assert commands[0] == "cd plugin_examples/torch-without-triton"
+    assert commands[-1].startswith("kill %1")
+    shutil.copytree(EXAMPLES, tmp_path / "plugin_examples", ignore=shutil.ignore_patterns("__py*"))
+    example = tmp_path / "plugin_examples" / "torch-without-triton"
+    env = online_env(tmp_path)
+    server: subprocess.Popen[bytes] | None = None
+    port = _free_port()
+    try:
+        for command in commands[1:-1]:
+            line = command.replace("8080", str(port)).replace("/tmp/", f"{tmp_path}/")
+            if not line.endswith("&"):
+                result = _run("bash", "-c", line, cwd=example, env=env)
+                assert result.returncode == 0, f"{line}:\n{result.stdout}\n{result.stderr}"
+                continue
+            *before, start = line.removesuffix("&").strip().split(" && ")
+            for part in before:
+                assert _run("bash", "-c", part, cwd=example, env=env).returncode == 0, part
+            with (tmp_path / "pypiserver.log").open("ab") as log:
+                server = subprocess.Popen(
+                    ["bash", "-c", f"exec {start}"], cwd=example, env=env, stdout=log, stderr=log
+                )
+            deadline = time.monotonic() + 30
+            while not _answers(f"http://127.0.0.1:{port}/simple/"):
+                assert server.poll() is None, (tmp_path / "pypiserver.log").read_text()
+                assert time.monotonic() < deadline, "pypiserver did not answer"
+                time.sleep(0.05)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+    patched = sorted(p.name for p in (example / "patched").glob("*.whl"))
+    assert patched == [
+        "torch-2.0.1+stripe.2-py3-none-any.whl",
+        "triton-2.0.0+stripe.2-py3-none-any.whl",
+    ]
+    for name in patched:  # uploaded as they were written
+        assert (example / "packages" / name).read_bytes() == (
+            example / "patched" / name
+        ).read_bytes()
+    for venv in ("app-pip", "app-uv"):
+        python = tmp_path / venv / "bin" / "python"
+        shown = subprocess.run(
+            [python, "-c", INSTALLED], capture_output=True, text=True, check=True
+        )
+        installed = [
+            pair for pair in json.loads(shown.stdout) if pair[0] not in {"pip", "setuptools"}
+        ]
+        assert installed == [
+            ["filelock", "3.13.1"],
+            ["sympy", "1.13.3"],
+            ["torch", "2.0.1+stripe.2"],
+            ["typing-extensions", "4.8.0"],
+        ], venv

@@ -29,12 +29,10 @@ from wheelpatch.config import read_toml
 
 from .hermetic import hermetic_env
 from .installed_wheels import wheelhouse_of_installed
-from .test_examples import pypi_server
+from .test_examples import online_env, pypi_server
 from .test_hatch_plugin import FORK, ROOT, check_wheel, expected_version, make_repo
 
 pytestmark = pytest.mark.slow
-
-DEAD_PROXY = "http://127.0.0.1:9"
 
 
 def _build_requires() -> list[str]:
@@ -81,29 +79,6 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
     wheelhouse_of_installed([*_build_requires(), *_runtime_requires(wheelpatch)], packages)
     with pypi_server(packages) as (url, log):
         yield Index(packages, f"{url}/simple/", log)
-
-
-def frontend_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """Hermetic, but online for uv (no ``UV_OFFLINE``) so it can reach the loopback index; a
-    private, empty cache; anything but 127.0.0.1 goes to a dead proxy."""
-    env = hermetic_env(
-        HOME=str(tmp_path / "home"),
-        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
-        HATCH_DATA_DIR=str(tmp_path / "home" / "hatch-data"),
-        HATCH_CACHE_DIR=str(tmp_path / "home" / "hatch-cache"),
-        PIP_RETRIES="0",
-        HTTP_PROXY=DEAD_PROXY,
-        HTTPS_PROXY=DEAD_PROXY,
-        ALL_PROXY=DEAD_PROXY,
-        http_proxy=DEAD_PROXY,
-        https_proxy=DEAD_PROXY,
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    for key in ("UV_OFFLINE", "UV_NO_CACHE"):
-        env.pop(key)
-    env.update(extra)
-    return env
 
 
 def _tool(name: str) -> str:
@@ -198,7 +173,7 @@ def test_isolated_build_gets_wheelpatch_from_the_team_index(
 ) -> None:
     repo = make_repo(tmp_path / "tensorfork")
     version = expected_version(repo)
-    env = frontend_env(tmp_path, **{k: _fill(v, index) for k, v in variables.items()})
+    env = online_env(tmp_path, **{k: _fill(v, index) for k, v in variables.items()})
     result = _run([_fill(a, index) for a in argv], repo, env)
     assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
     [wheel] = (repo / "dist").glob("*.whl")
@@ -214,7 +189,7 @@ def test_isolated_build_without_wheelpatch_on_the_index_fails(tmp_path: Path, in
     bare = tmp_path / "bare"
     shutil.copytree(index.directory, bare, ignore=shutil.ignore_patterns("wheelpatch-*"))
     repo = make_repo(tmp_path / "tensorfork")
-    env = frontend_env(tmp_path, PIP_FIND_LINKS=str(bare), PIP_NO_INDEX="1")
+    env = online_env(tmp_path, PIP_FIND_LINKS=str(bare), PIP_NO_INDEX="1")
     result = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", "dist", "."], repo, env)
     assert result.returncode != 0
     assert "No matching distribution found for wheelpatch" in result.stdout + result.stderr
