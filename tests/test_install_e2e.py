@@ -85,7 +85,8 @@ OTHERS = [
 #: What ``torch==2.0.1`` installs once the override has cut triton and the nvidia packages.
 RESOLVED = {"torch": PATCHED, "filelock": "3.13.1", "sympy": "1.13.3", "mpmath": "1.3.0"}
 PATCH_SUMMARY = (
-    f"patched from {VERSION}: -Requires-Dist triton==2.0.0; -Requires-Dist nvidia-cublas-cu12"
+    f"patched from {VERSION}: removed Requires-Dist: triton==2.0.0; removed Requires-Dist: "
+    "nvidia-cublas-cu12"
 )
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 CACHE_TAG = sys.implementation.cache_tag

@@ -9,7 +9,6 @@ interpreter does not need pip.
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
@@ -20,19 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import packaging
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import OutputError, WheelpatchError
+from .errors import ConfigError, OutputError
+from .stash import lock_file
 
 __all__ = ["InstalledDistribution", "TargetEnvironment", "default_interpreter", "probe"]
 
 Layout = Literal["environment", "prefix", "target"]
 
-#: Run by the target interpreter: its scheme paths and what its bytecode files are called.
+#: Run by the target interpreter: its scheme paths, what its bytecode files are called, its full
+#: version and the wheel tags it supports (packaging's ``sys_tags``, imported from where
+#: wheelpatch's own packaging is, since the target may have none).
 _PROBE = r"""
 import json, os, sys, sysconfig
-layout, base = sys.argv[1], sys.argv[2]
+layout, base, packaging_root = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    sys.path.insert(0, packaging_root)
+    from packaging.tags import sys_tags
+    tags = [str(tag) for tag in sys_tags()]
+except Exception:
+    tags = None
+finally:
+    del sys.path[0]
 if layout == "prefix":
     scheme = "nt" if os.name == "nt" else "posix_prefix"
     keys = ("base", "platbase", "installed_base", "installed_platbase")
@@ -44,6 +55,8 @@ print(json.dumps({
     "prefix": sys.prefix,
     "in_venv": sys.prefix != sys.base_prefix,
     "version": "%d.%d" % sys.version_info[:2],
+    "full_version": "%d.%d.%d" % sys.version_info[:3],
+    "tags": tags,
     "cache_tag": sys.implementation.cache_tag,
     "paths": paths,
 }))
@@ -125,6 +138,10 @@ class TargetEnvironment:
     include: Path
     #: Whether the interpreter is the one running wheelpatch (pip then needs no ``--python``).
     is_current: bool
+    #: The interpreter's ``major.minor.micro``, for ``Requires-Python``.
+    full_version: str = ""
+    #: The wheel tags it supports, most specific first (None: they could not be computed).
+    tags: tuple[str, ...] | None = None
 
     def scheme(self, project: str) -> dict[str, str]:
         """installer's scheme dictionary for ``project`` (headers go in a directory of its own)."""
@@ -184,14 +201,16 @@ class EnvironmentLock:
                 f"{self.root}: cannot open the environment ({exc.strerror})"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"waiting for another install into {self.root} to finish...",
-                file=sys.stderr,
-                flush=True,
-            )
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not lock_file(fd, wait=False):
+                print(
+                    f"waiting for another install into {self.root} to finish...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                lock_file(fd, wait=True)
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
         return self
 
@@ -210,22 +229,33 @@ def probe(
         "prefix" if prefix is not None else "target" if target is not None else "environment"
     )
     base = str((prefix or target or Path()).absolute())
+    packaging_root = str(Path(packaging.__file__).parent.parent)
     try:
         done = subprocess.run(
-            [python, "-I", "-c", _PROBE, layout, base],
+            [python, "-I", "-c", _PROBE, layout, base, packaging_root],
             capture_output=True,
             text=True,
             check=False,
             timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise WheelpatchError(f"--python {python}: cannot run it ({exc})") from None
+        raise ConfigError(f"--python {python}: cannot run it ({exc})") from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise WheelpatchError(f"--python {python}: it is not a working Python ({last})")
-    info = json.loads(done.stdout)
+        raise ConfigError(f"--python {python}: it is not a working Python ({last})")
+    try:
+        info = json.loads(done.stdout)
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:
+        first = (done.stdout.strip().splitlines() or [""])[0][:80]
+        raise ConfigError(
+            f"--python {python}: it is not a working Python (it answered {first!r} to a Python "
+            "program)"
+        ) from None
     paths = {key: Path(value) for key, value in info["paths"].items()}
     executable = info["executable"] or python
+    tags = tuple(info["tags"]) if isinstance(info.get("tags"), list) else None
     is_current = os.path.realpath(info["prefix"]) == os.path.realpath(sys.prefix) and (
         os.path.realpath(executable) == os.path.realpath(sys.executable)
     )
@@ -243,6 +273,8 @@ def probe(
             data=root,
             include=root / "include",
             is_current=is_current,
+            full_version=info["full_version"],
+            tags=tags,
         )
     if prefix is not None:
         root = prefix.absolute()
@@ -266,4 +298,6 @@ def probe(
         data=paths["data"],
         include=include,
         is_current=is_current,
+        full_version=info["full_version"],
+        tags=tags,
     )

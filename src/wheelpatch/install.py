@@ -9,8 +9,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,82 @@ from typing import Any
 from .config import Config
 from .digest import FileDigest
 from .environment import TargetEnvironment
+from .errors import EXIT_INPUT, WheelpatchError
 from .installation import Installed, direct_url, install_wheel
 from .plan import PROVENANCE_NAME
 from .provenance import render_provenance
 from .resolve import PipOptions, Prepared, mark_installed, resolve
-from .stash import recover
+from .stash import lock_file, recover
 
-__all__ = ["InstallOutcome", "install"]
+__all__ = ["WORKDIR_PREFIX", "InstallOutcome", "UnmatchedOverrides", "install"]
+
+#: The temporary directory of each run (pip's report, stand-ins, downloads) is named so.
+WORKDIR_PREFIX = "wheelpatch-install-"
+#: In each such directory: a file its run holds an ``flock`` on while it lives.
+_OWNER = "owner.lock"
+
+
+class UnmatchedOverrides(WheelpatchError):
+    """``--strict``: override tables that match no distribution being installed."""
+
+    exit_code = EXIT_INPUT
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(self.errors))
+
+
+def sweep_workdirs(parent: Path | None = None) -> list[Path]:
+    """Remove the temporary directories of runs that died (SIGKILL, OOM) without removing their
+    own; return them. A directory is its run's while the run holds the lock on its owner file,
+    which it takes before the file gets that name, so a live run's is never removed."""
+    swept: list[Path] = []
+    directory = Path(parent or tempfile.gettempdir())
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return swept
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for entry in entries:
+        if not entry.name.startswith(WORKDIR_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if uid is not None and entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+            fd = os.open(os.path.join(entry.path, _OWNER), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # not one of ours, or its run has not named its owner file yet
+        try:
+            if lock_file(fd, wait=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                swept.append(Path(entry.path))
+        finally:
+            os.close(fd)
+    return swept
+
+
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    """A temporary directory for this run, locked as its own, removed at the end; the leftovers
+    of dead runs are removed first."""
+    sweep_workdirs()
+    directory = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(directory / f"{_OWNER}.new", flags, 0o600)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    try:
+        lock_file(fd, wait=True)
+        os.rename(directory / f"{_OWNER}.new", directory / _OWNER)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.close(fd)
+
 
 #: Told each wheel as it starts (prepared, total uncompressed bytes); returns a callback that is
 #: given the bytes of each member written.
@@ -79,9 +149,14 @@ def install(
     progress: ProgressFactory | None = None,
     resolved: Callable[[list[Prepared]], None] | None = None,
     notify: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[InstallOutcome]:
     """Install ``wheels`` (files) and ``requirements`` (pip arguments) into ``env`` with
-    ``config``'s overrides applied to every wheel installed."""
+    ``config``'s overrides applied to every wheel installed.
+
+    Once resolved, each override table that matches no distribution being installed (nor one
+    installed already) is a warning given to ``warn``; with ``strict``, it is an
+    :class:`UnmatchedOverrides` error before anything is installed."""
     # The sha256 of each source (provenance, direct_url.json) is hashed in the background from
     # the start, while pip resolves and while members are written.
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
@@ -91,18 +166,25 @@ def install(
             with contextlib.suppress(OSError):  # reading the wheel reports the problem
                 digests[path.absolute()] = FileDigest(path, pool)
     try:
-        with tempfile.TemporaryDirectory(prefix="wheelpatch-install-") as workdir:
+        with _workdir() as workdir:
             plan = resolve(
                 wheels=wheels,
                 requirements=requirements,
                 config=config,
                 env=env,
                 options=options or PipOptions(),
-                workdir=Path(workdir),
+                workdir=workdir,
                 no_deps=no_deps,
                 force_reinstall=force_reinstall,
                 strict=strict,
             )
+            names = [p.name for p in plan] + [d.name for d in env.distributions()]
+            unmatched = config.unmatched_overrides(names, "no distribution being installed")
+            if unmatched and strict:
+                raise UnmatchedOverrides(unmatched)
+            if warn is not None:
+                for warning in unmatched:
+                    warn(warning)
             if resolved is not None:
                 resolved(plan)
             if dry_run:

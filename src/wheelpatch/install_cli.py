@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,12 +33,18 @@ _EPILOG = """\
 TARGET is a wheel file, or a requirement (torch==2.14.1) fetched through pip with your pip
 configuration; -r FILE reads requirements from a file. Without --python, --prefix or --target,
 wheels go into the active virtual environment ($VIRTUAL_ENV), else the environment
-wheelpatch-install runs in.
+wheelpatch-install runs in. Requirements are resolved by the pip installed beside wheelpatch (a
+dependency of it), run with --python for the target; wheel files with --no-deps need no pip.
+Without --config, the configuration file found is named on stderr. It runs on Linux and macOS
+(it needs POSIX file locks), not on Windows.
 
 exit codes:
   0    success
-  1    a wheel was refused or failed verification (nothing of it was installed)
-  2    usage or configuration error
+  1    a wheel was refused or failed verification (nothing of it was installed), or it does
+       not suit the target interpreter (tags, Requires-Python); with --strict: an override
+       matched no distribution being installed
+  2    usage or configuration error; also: the Python running wheelpatch-install has no usable
+       pip to resolve with, or the platform has no POSIX file locks (Windows)
   3    the environment could not be written (that wheel was rolled back)
   4    pip could not resolve or download the requirements
   130  interrupted
@@ -116,9 +123,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-index", action="store_true", help="pip ignores package indexes")
     parser.add_argument(
+        "--ignore-requires-python",
+        action="store_true",
+        help="install wheels whose Requires-Python excludes the target interpreter (passed on "
+        "to pip too)",
+    )
+    parser.add_argument(
+        "--ignore-platform",
+        action="store_true",
+        help="install wheel files whose tags (interpreter, ABI, platform) the target "
+        "interpreter does not support; pip still refuses them when it resolves dependencies",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
-        help="refuse a wheel when an override entry matches none of its requirements",
+        help="refuse a wheel when an override entry matches none of its requirements, and "
+        "refuse to install when an override table matches no distribution being installed",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     return parser
@@ -140,19 +160,23 @@ class _Progress:
             return None
         done = 0
         shown = 0.0
+        drawn = ""
         label = f"{prepared.name} {prepared.version}"
         self.active = True
 
         def advance(size: int) -> None:
-            nonlocal done, shown
+            nonlocal done, shown, drawn
             done += size
+            # Each state is drawn once, at most ten a second; the last (100%) always.
+            line = (
+                f"\rinstalling {label}: {min(done, total) * 100 // max(total, 1):3d}% "
+                f"({min(done, total) >> 20}/{total >> 20} MiB)"
+            )
             now = time.monotonic()
-            if now - shown >= 0.1 or done >= total:
+            if line != drawn and (now - shown >= 0.1 or done >= total):
                 shown = now
-                self.stream.write(
-                    f"\rinstalling {label}: {done * 100 // max(total, 1):3d}% "
-                    f"({done >> 20}/{total >> 20} MiB)"
-                )
+                drawn = line
+                self.stream.write(line)
                 self.stream.flush()
 
         return advance
@@ -174,13 +198,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `wheelpatch-install ... | head`: the report is printed once everything is installed,
+        # so the reader leaving changes nothing; say nothing more (like `wheelpatch patch`).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
     except WheelpatchError as exc:
         for line in getattr(exc, "errors", None) or [str(exc)]:
             _error(line)
         return exc.exit_code
-    except OSError as exc:
+    except OSError as exc:  # a file system failure no check foresaw (install failures say more)
         where = f"{exc.filename}: " if exc.filename else ""
-        _error(f"{where}{exc.strerror or exc} (the wheel being installed was rolled back)")
+        _error(f"{where}{exc.strerror or exc}")
         return EXIT_OUTPUT
     finally:
         if progress is not None:
@@ -195,7 +226,9 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
     from .errors import ConfigError  # noqa: PLC0415
     from .install import install  # noqa: PLC0415
     from .resolve import PipOptions  # noqa: PLC0415
+    from .stash import require_file_locks  # noqa: PLC0415
 
+    require_file_locks()
     wheels = [Path(t) for t in args.targets if _is_wheel(t)]
     requirements: list[str] = []
     problems = []
@@ -217,12 +250,16 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
     if problems:
         raise ConfigError(problems)
     config = load_config(args.config)
+    if args.config is None:
+        print(f"wheelpatch-install: using configuration {config.path}", file=sys.stderr)
     env = probe(args.python, prefix=args.prefix, target=args.target)
     options = PipOptions(
         index_url=args.index_url,
         extra_index_urls=tuple(args.extra_index_url),
         find_links=tuple(args.find_links),
         no_index=args.no_index,
+        ignore_requires_python=args.ignore_requires_python,
+        ignore_platform=args.ignore_platform,
     )
     outcomes = install(
         wheels=wheels,
@@ -237,6 +274,7 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
         strict=args.strict,
         progress=progress,
         notify=lambda note: print(f"note: {note} in {env.root}", file=sys.stderr),
+        warn=lambda warning: print(f"warning: {warning}", file=sys.stderr),
     )
     if progress is not None:
         progress.clear()
@@ -256,6 +294,7 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
         }
         json.dump(document, out, indent=2)
         out.write("\n")
+        out.flush()  # a reader that left is found here, not at exit
         return EXIT_OK
     for outcome in outcomes:
         prepared = outcome.prepared
@@ -272,6 +311,7 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
             print(f"{outcome.status} {prepared.name} {prepared.version}{how}{replaced}", file=out)
     if not outcomes:
         print(f"nothing to install: the requirements are already met in {env.root}", file=out)
+        out.flush()
         return EXIT_OK
     done = [o for o in outcomes if o.prepared.skip is None]
     patched = sum(1 for o in done if o.prepared.patch is not None)
@@ -279,4 +319,9 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
     left = len(outcomes) - len(done)
     tail = f", {left} left alone" if left else ""
     print(f"{verb} {len(done)} wheel(s), {patched} patched{tail} into {env.root}", file=out)
+    out.flush()
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,24 +8,72 @@ the previous version stays importable; on success the stash is deleted.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import installer
+from installer.exceptions import InstallerError
+from installer.records import InvalidRecordEntry
 
 from .destination import ParallelDestination
 from .environment import InstalledDistribution, TargetEnvironment
+from .errors import OutputError, WheelpatchError
 from .plan import PatchPlan
-from .source import open_source
+from .source import PatchedWheelSource, open_source
 from .stash import Stash
 from .wheel import SourceWheel
 
 __all__ = ["INSTALLER_NAME", "Installed", "direct_url", "install_wheel"]
 
 INSTALLER_NAME = b"wheelpatch\n"
+
+#: What installer raises (itself or through configparser, posixpath, its asserts) when a wheel
+#: is bad in a way nothing before it caught: each becomes one line naming the wheel and member.
+_INSTALLER_FAILURES = (
+    InstallerError,
+    InvalidRecordEntry,
+    configparser.Error,
+    AssertionError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+_INSTALLER_DIR = os.path.dirname(os.path.abspath(installer.__file__))
+_OUR_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _raised_by_installer(exc: BaseException) -> bool:
+    """Whether installer's code, not wheelpatch's (its destination and source), is the last of
+    the two on the way to where ``exc`` was raised."""
+    last = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        directory = os.path.dirname(os.path.abspath(frame.filename))
+        if directory in (_INSTALLER_DIR, _OUR_DIR):
+            last = directory
+    return last == _INSTALLER_DIR
+
+
+def _run_installer(
+    source: PatchedWheelSource, destination: ParallelDestination, metadata: dict[str, bytes]
+) -> None:
+    try:
+        installer.install(source, destination, metadata)
+    except _INSTALLER_FAILURES as exc:
+        if isinstance(exc, WheelpatchError) or not _raised_by_installer(exc):
+            raise
+        raise source.installer_failure(exc) from None
+    except OSError as exc:
+        if isinstance(exc, WheelpatchError):
+            raise
+        where = exc.filename or source.wheel.filename
+        raise OutputError(
+            f"{where}: {exc.strerror or exc} ({source.wheel.filename} was rolled back)"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +181,7 @@ def install_wheel(
         emptied: list[Path] = []
         for dist in existing:
             emptied += _stash_distribution(dist, env, stash)
-        installer.install(source, destination, metadata)
+        _run_installer(source, destination, metadata)
     except BaseException:
         destination.rollback()
         stash.restore()

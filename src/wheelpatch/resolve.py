@@ -12,6 +12,7 @@ fly.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -23,14 +24,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from .archive import read_member
 from .config import Config
 from .environment import InstalledDistribution, TargetEnvironment
-from .errors import ResolutionError
+from .errors import ConfigError, InvalidWheel, ResolutionError
+from .metadata import MetadataDocument
 from .plan import PatchPlan, Unchanged, plan_patch
+from .source import check_installable
 from .wheel import SourceWheel, read_wheel
 
 __all__ = ["PipOptions", "Prepared", "mark_installed", "resolve"]
@@ -44,9 +48,15 @@ class PipOptions:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    #: Install wheels whose Requires-Python excludes the target interpreter (pip's option too).
+    ignore_requires_python: bool = False
+    #: Install wheel files whose tags the target interpreter does not support.
+    ignore_platform: bool = False
 
     def args(self) -> list[str]:
         args = []
+        if self.ignore_requires_python:
+            args.append("--ignore-requires-python")
         if self.index_url:
             args += ["--index-url", self.index_url]
         for url in self.extra_index_urls:
@@ -98,7 +108,28 @@ class _State:
     settled: set[NormalizedName] = field(default_factory=set)
 
 
+#: The oldest pip with both ``--python`` (22.3) and ``install --dry-run --report`` (22.2).
+_PIP_NEEDED = Version("22.3")
+
+
 def _pip_base(env: TargetEnvironment) -> list[str]:
+    """pip of the environment wheelpatch runs in (a dependency of wheelpatch), pointed at the
+    target with ``--python``: the target needs no pip of its own."""
+    try:
+        found: str | None = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        found = None
+    try:
+        usable = found is not None and Version(found) >= _PIP_NEEDED
+    except InvalidVersion:
+        usable = False
+    if not usable:
+        what = "has no pip" if found is None else f"has pip {found}, older than {_PIP_NEEDED}"
+        raise ConfigError(
+            f"{sys.executable}: the Python wheelpatch-install runs in {what}, which it needs to "
+            f"resolve requirements (pip>={_PIP_NEEDED} is a dependency of wheelpatch: reinstall "
+            "wheelpatch, or install pip beside it); wheel files with --no-deps need no pip"
+        )
     command = [sys.executable, "-m", "pip"]
     if not env.is_current:
         command += ["--python", env.interpreter]
@@ -152,11 +183,55 @@ def read_member_bytes(wheel: SourceWheel, name: str) -> bytes:
         os.close(fd)
 
 
+def _plan(state: _State, wheel: SourceWheel) -> PatchPlan | Unchanged:
+    """The wheel's patch plan, once installer is known to be able to install it."""
+    plan = plan_patch(wheel, state.config, strict=state.strict)
+    check_installable(wheel, plan if isinstance(plan, PatchPlan) else None)
+    return plan
+
+
+def check_compatible(
+    wheel: SourceWheel, plan: PatchPlan | Unchanged, env: TargetEnvironment, options: PipOptions
+) -> None:
+    """Refuse a wheel file the target interpreter cannot use, as pip and uv do: none of its
+    tags is supported there, or its (patched) Requires-Python excludes the interpreter."""
+    if not options.ignore_platform and env.tags is not None:
+        supported = set(env.tags)
+        if not any(str(tag) in supported for tag in wheel.tags):
+            tags = ", ".join(sorted(str(tag) for tag in wheel.tags))
+            raise InvalidWheel(
+                f"{wheel.filename}: not a supported wheel for {env.interpreter} (Python "
+                f"{env.full_version}): its tags ({tags}) are none of the {len(env.tags)} it "
+                f"supports, the first being {env.tags[0]}; --ignore-platform installs it anyway"
+            )
+    if options.ignore_requires_python or not env.full_version:
+        return
+    metadata = (
+        MetadataDocument.parse(plan.metadata) if isinstance(plan, PatchPlan) else wheel.metadata
+    )
+    text = metadata.get("Requires-Python")
+    if text is None or not text.strip():
+        return
+    try:
+        specifier = SpecifierSet(text)
+    except InvalidSpecifier:
+        raise InvalidWheel(
+            f"{wheel.filename}: Requires-Python {text!r} is not a valid version specifier"
+        ) from None
+    if not specifier.contains(Version(env.full_version), prereleases=True):
+        raise InvalidWheel(
+            f"{wheel.filename}: Requires-Python {text!r} excludes Python {env.full_version} of "
+            f"{env.interpreter}; --ignore-requires-python installs it anyway"
+        )
+
+
 def _prepare(
     state: _State, path: Path, *, requested: bool = False, given: bool = False
 ) -> Prepared:
     wheel = read_wheel(path)
-    plan = plan_patch(wheel, state.config, strict=state.strict)
+    plan = _plan(state, wheel)
+    if given:
+        check_compatible(wheel, plan, state.env, state.options)
     prepared = Prepared(wheel, plan, requested=requested, given_path=given, origin=str(path))
     state.by_url[path.absolute().as_uri()] = prepared
     if isinstance(plan, PatchPlan):
@@ -332,7 +407,7 @@ def resolve(
         known = state.by_url.get(url)
         if known is None:
             wheel = read_wheel(paths[url])
-            plan = plan_patch(wheel, config, strict=strict)
+            plan = _plan(state, wheel)
             known = state.by_url[url] = Prepared(wheel, plan, origin=url)
         prepared = known
         prepared.requested = prepared.requested or bool(item.get("requested"))

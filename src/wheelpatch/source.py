@@ -8,6 +8,9 @@ that member, before its RECORD entry is ever used.
 
 from __future__ import annotations
 
+import ast
+import configparser
+import contextlib
 import hashlib
 import io
 import os
@@ -16,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, cast
 
 from installer.sources import WheelContentElement, WheelSource
+from installer.utils import parse_entrypoints
 
 from .archive import ZipMember, read_member
 from .errors import InvalidWheel
@@ -24,7 +28,15 @@ from .record import RecordRow, digest_bytes
 from .verify import member_pieces, verify_members
 from .wheel import METADATA_CAP, SourceWheel
 
-__all__ = ["MemberStream", "PatchedWheelSource"]
+__all__ = [
+    "MemberStream",
+    "PatchedWheelSource",
+    "check_installable",
+    "entry_point_problem",
+    "open_source",
+]
+
+_SCRIPT_SECTIONS = ("console_scripts", "gui_scripts")
 
 
 class MemberStream(io.RawIOBase):
@@ -110,6 +122,8 @@ class PatchedWheelSource(WheelSource):
             for m in wheel.archive.members
             if not m.is_dir and m.name not in skipped
         }
+        #: The member (as named in the source wheel) installer is working on, for its errors.
+        self.current = f"{wheel.dist_info}/WHEEL"
 
     def _rename(self, name: str) -> str:
         return self.plan.rename(name) if self.plan is not None else name
@@ -135,10 +149,12 @@ class PatchedWheelSource(WheelSource):
     def read_dist_info(self, filename: str) -> str:
         path = f"{self._dist_info}/{filename}"
         data = self._generated.get(path)
+        self.current = path
         if data is None:
             member = self._members.get(path)
             if member is None:
                 raise InvalidWheel(f"{self.wheel.filename}: has no {path}")
+            self.current = member.name
             data = read_member(self._fd, member, self.wheel.filename, METADATA_CAP)
         try:
             return data.decode("utf-8")
@@ -158,18 +174,109 @@ class PatchedWheelSource(WheelSource):
         where = self.wheel.filename
         ordered = sorted(self._members.items(), key=lambda item: -item[1].file_size)
         for path, member in ordered:
+            self.current = member.name
+            self.check_layout(path, member.name)
             row = rows[member.name]
             stream = MemberStream(self._fd, member, row, where)
             yield (path, row.hash, row.size), cast(BinaryIO, stream), is_executable(member)
         late = self._late() if self._late is not None else {}
         generated = {**self._generated, **{f"{self._dist_info}/{n}": d for n, d in late.items()}}
         for path, data in generated.items():
+            self.current = path
             hash_field, size = digest_bytes(data)
             yield (path, hash_field, str(size)), io.BytesIO(data), False
 
     def planned_paths(self) -> Iterable[str]:
         """Every path this source yields, in the patched wheel."""
         return [*self._members, *self._generated]
+
+    def check_layout(self, path: str, name: str) -> None:
+        """A file in the ``.data`` directory must be inside one of its scheme directories.
+
+        installer loops forever on a file named like the ``.data`` directory itself, and fails
+        with a TypeError on one named like a scheme directory (``x.data/scripts``).
+        """
+        data_dir = self._data_dir
+        if path == data_dir or (path.startswith(data_dir + "/") and path.count("/") < 2):
+            raise InvalidWheel(
+                f"{self.wheel.filename}: {name}: a file in the .data directory must be inside "
+                "one of its scheme directories (purelib, platlib, headers, scripts, data)"
+            )
+
+    def check_entry_points(self) -> None:
+        """Refuse an ``entry_points.txt`` that installer cannot make scripts from."""
+        if "entry_points.txt" not in self.dist_info_filenames:
+            return
+        problem = entry_point_problem(self.read_dist_info("entry_points.txt"))
+        if problem is not None:
+            raise InvalidWheel(f"{self.wheel.filename}: {self.current}: {problem}")
+
+    def installer_failure(self, exc: Exception) -> InvalidWheel:
+        """One line for an exception installer raised while it worked on :attr:`current`."""
+        problem = None
+        if self.current.endswith("/entry_points.txt"):
+            problem = entry_point_problem(self.read_dist_info("entry_points.txt"))
+        if problem is None:
+            detail = exc.args[-1] if exc.args and isinstance(exc.args[-1], str) else ""
+            detail = " ".join(detail.split())
+            problem = f"installer cannot install it ({type(exc).__name__}{': ' if detail else ''}"
+            problem += f"{detail})"
+        return InvalidWheel(f"{self.wheel.filename}: {self.current}: {problem}")
+
+
+def entry_point_problem(text: str) -> str | None:
+    """What is wrong with ``entry_points.txt`` for installer, which parses it with
+    :func:`installer.utils.parse_entrypoints` (asserting each script entry is ``module:attr``);
+    None if nothing is."""
+    parser = configparser.ConfigParser(delimiters="=")  # as installer reads it
+    parser.optionxform = str  # type: ignore[assignment, method-assign]
+    try:
+        parser.read_string(text)
+        entries = [
+            (section, name, value)
+            for section in parser.sections()
+            if section in _SCRIPT_SECTIONS
+            for name, value in parser.items(section)
+        ]
+    except configparser.MissingSectionHeaderError as exc:
+        return f"line {exc.lineno}: {exc.line.strip()!r} comes before any [section] header"
+    except configparser.ParsingError as exc:
+        lineno, shown = exc.errors[0]  # configparser keeps the line's repr()
+        with contextlib.suppress(ValueError, SyntaxError):
+            shown = repr(ast.literal_eval(shown).strip())
+        return f"line {lineno}: {shown} is not 'name = value'"
+    except configparser.DuplicateOptionError as exc:
+        return f"line {exc.lineno}: {exc.option!r} appears twice in [{exc.section}]"
+    except configparser.DuplicateSectionError as exc:
+        return f"line {exc.lineno}: section [{exc.section}] appears twice"
+    except configparser.Error as exc:
+        return " ".join(str(exc).split())
+    parsed = 0
+    try:
+        for _ in parse_entrypoints(text):
+            parsed += 1
+    except (AssertionError, ValueError, configparser.Error):
+        section, name, value = entries[parsed]
+        return (
+            f"[{section}] {name} = {value!r} is not an entry point of the form 'module:attr' "
+            "(installer cannot make a script of it)"
+        )
+    for section, name, _ in entries:
+        if "/" in name or "\\" in name or name in (".", ".."):
+            return f"[{section}] {name!r} is not a file name a script can have"
+    return None
+
+
+def check_installable(wheel: SourceWheel, plan: PatchPlan | None) -> None:
+    """Refuse, before anything is written, what installer would fail on midway: a file where a
+    ``.data`` scheme directory belongs, an ``entry_points.txt`` it cannot parse."""
+    source, fd = open_source(wheel, plan, None)
+    try:
+        for path, member in source._members.items():
+            source.check_layout(path, member.name)
+        source.check_entry_points()
+    finally:
+        os.close(fd)
 
 
 def open_source(

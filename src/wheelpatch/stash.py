@@ -14,17 +14,47 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["STASH_PREFIX", "Stash", "recover"]
+from .errors import ConfigError
+
+__all__ = ["PLATFORM_ERROR", "STASH_PREFIX", "Stash", "lock_file", "recover", "require_file_locks"]
+
+#: Why ``wheelpatch-install`` refuses to start where there is no ``fcntl`` (Windows).
+PLATFORM_ERROR = (
+    "wheelpatch-install needs POSIX file locks (fcntl), which this Python does not have: it "
+    "runs on Linux and macOS, not on Windows (there, patch the wheels with 'wheelpatch patch' "
+    "and install them with pip or uv)"
+)
 
 STASH_PREFIX = ".wheelpatch-stash-"
 _JOURNAL = "journal"
+
+
+def require_file_locks() -> None:
+    """Refuse to start (one line, exit 2) where ``fcntl`` cannot be imported."""
+    try:
+        import fcntl  # noqa: F401, PLC0415 - imported where used: there is none on Windows
+    except ImportError:
+        raise ConfigError(PLATFORM_ERROR) from None
+
+
+def lock_file(fd: int, *, wait: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; without ``wait``, say whether it was free."""
+    try:
+        import fcntl  # noqa: PLC0415 - imported where used: there is none on Windows
+    except ImportError:
+        require_file_locks()
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _move(source: Path, target: Path) -> None:
@@ -44,7 +74,7 @@ class Stash:
         self.dir = Path(tempfile.mkdtemp(prefix=STASH_PREFIX, dir=root))
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self._journal: int | None = os.open(self.dir / _JOURNAL, flags, 0o600)
-        fcntl.flock(self._journal, fcntl.LOCK_EX)  # held until the install is over
+        lock_file(self._journal, wait=True)  # held until the install is over
         #: (original path, stashed path), in the order they were moved.
         self.moved: list[tuple[Path, Path]] = []
 
@@ -119,9 +149,7 @@ def recover(root: Path) -> list[str]:
             shutil.rmtree(directory, ignore_errors=True)  # died before its first entry
             continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not lock_file(fd, wait=False):
                 continue  # still running (outside this lock's protection): leave it be
             with os.fdopen(os.dup(fd), "rb") as stream:
                 lines = stream.read().decode("utf-8", "surrogateescape").splitlines()

@@ -1,0 +1,441 @@
+"""``wheelpatch-install`` refusing what cannot be installed, in one line, before anything is
+written: wheels the target interpreter cannot use (tags, Requires-Python), wheels installer would
+fail on midway (entry_points.txt, the .data layout), override tables that match nothing, and
+``--python`` values that are no Python; and naming the configuration file it found.
+
+The CLI runs in-process, into ``--target`` directories, with wheel files and ``--no-deps`` (no pip
+runs); the cases installer would loop forever on run as a real process with a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wheelpatch.environment import probe
+from wheelpatch.errors import InvalidWheel
+from wheelpatch.install_cli import main
+from wheelpatch.installation import install_wheel
+from wheelpatch.source import entry_point_problem
+from wheelpatch.wheel import read_wheel
+
+from .conftest import CliResult, WheelSpec, build_wheel
+from .hermetic import hermetic_env
+from .test_install import CONFIG, TORCH_FILES, torch_spec
+
+INSTALL_SCRIPT = Path(sys.executable).with_name("wheelpatch-install")
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """``main(argv)`` in-process; returns the exit code and what it printed."""
+
+    def run(*argv: str | Path) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def install(tmp_path: Path, run_cli: Callable[..., CliResult]) -> Callable[..., CliResult]:
+    """``wheelpatch-install --config CONFIG --no-deps --target tmp_path/env ARGS``."""
+    config = tmp_path / "pyproject.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+
+    def run(*argv: str | Path) -> CliResult:
+        return run_cli("--config", config, "--no-deps", "--target", tmp_path / "env", *argv)
+
+    return run
+
+
+# --- item 16: tags and Requires-Python against the target interpreter ---------------------------
+
+
+def test_wheel_with_tags_the_target_does_not_support_is_refused(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    wheel = make_wheel(torch_spec(tag="cp313-cp313-linux_aarch64"))
+    env = probe(None)
+    assert env.tags is not None
+    result = install(wheel)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"error: {wheel.name}: not a supported wheel for {env.interpreter} (Python "
+        f"{env.full_version}): its tags (cp313-cp313-linux_aarch64) are none of the "
+        f"{len(env.tags)} it supports, the first being {env.tags[0]}; --ignore-platform "
+        "installs it anyway\n"
+    )
+    assert not (tmp_path / "env").exists()
+    forced = install("--ignore-platform", wheel)
+    assert forced.code == 0, forced.err
+    assert (tmp_path / "env" / "torch-2.0.1+stripe.2.dist-info").is_dir()
+
+
+def test_wheel_for_this_interpreter_is_accepted(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    """A compressed tag set (``py2.py3``) and the interpreter's own most specific tag pass."""
+    env = probe(None)
+    assert env.tags is not None
+    for tag in ("py2.py3-none-any", env.tags[0]):
+        result = install(make_wheel(torch_spec(tag=tag)))
+        assert result.code == 0, result.err
+
+
+def test_requires_python_that_excludes_the_target_is_refused(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    wheel = make_wheel(torch_spec(requires_python="<3"))
+    env = probe(None)
+    result = install(wheel)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        f"error: {wheel.name}: Requires-Python '<3' excludes Python {env.full_version} of "
+        f"{env.interpreter}; --ignore-requires-python installs it anyway\n"
+    )
+    assert not (tmp_path / "env").exists()
+    forced = install("--ignore-requires-python", wheel)
+    assert forced.code == 0, forced.err
+
+
+def test_requires_python_is_checked_as_patched(
+    tmp_path: Path, make_wheel: Callable[..., Path], run_cli: Callable[..., CliResult]
+) -> None:
+    """An override that relaxes Requires-Python is what the target is checked against; one that
+    tightens it refuses a wheel that would otherwise install."""
+    config = tmp_path / "relax.toml"
+    wheel = make_wheel(torch_spec(requires_python="<3"))
+    config.write_text(
+        '[tool.wheelpatch]\nlocal-version = "stripe.2"\n\n'
+        '[tool.wheelpatch.overrides.torch]\nrequires-python = ">=3"\n',
+        encoding="utf-8",
+    )
+    argv = ("--config", config, "--no-deps", "--target", tmp_path / "env")
+    result = run_cli(*argv, wheel)
+    assert result.code == 0, result.err
+    config.write_text(
+        '[tool.wheelpatch]\nlocal-version = "stripe.2"\n\n'
+        '[tool.wheelpatch.overrides.other]\nrequires-python = ">=99"\n',
+        encoding="utf-8",
+    )
+    other = make_wheel(WheelSpec(name="other", files={"other/__init__.py": b""}))
+    refused = run_cli(*argv, other)
+    assert refused.code == 1
+    assert refused.err.startswith(f"error: {other.name}: Requires-Python '>=99' excludes Python ")
+
+
+# --- item 15: what installer would fail on, refused with the wheel and member named -------------
+
+ENTRY_POINTS_MEMBER = "torch-2.0.1.dist-info/entry_points.txt"
+NOT_AN_ENTRY_POINT = (
+    "is not an entry point of the form 'module:attr' (installer cannot make a script of it)"
+)
+#: (entry_points.txt text, the problem named), each a way installer's parse_entrypoints fails:
+#: its asserts (AssertionError) and configparser's errors.
+BAD_ENTRY_POINTS = [
+    pytest.param(
+        b"[console_scripts]\ntorchrun = torch.core\n",
+        f"[console_scripts] torchrun = 'torch.core' {NOT_AN_ENTRY_POINT}",
+        id="no-attr",
+    ),
+    pytest.param(
+        b"[console_scripts]\ntorchrun = torch core:run\n",
+        f"[console_scripts] torchrun = 'torch core:run' {NOT_AN_ENTRY_POINT}",
+        id="space-in-module",
+    ),
+    pytest.param(
+        b"[gui_scripts]\ntorchrun =\n",
+        f"[gui_scripts] torchrun = '' {NOT_AN_ENTRY_POINT}",
+        id="empty-value",
+    ),
+    pytest.param(
+        b"[console_scripts]\ntorchrun\n",
+        "line 2: 'torchrun' is not 'name = value'",
+        id="no-equals",
+    ),
+    pytest.param(
+        b"torchrun = torch.core:run\n",
+        "line 1: 'torchrun = torch.core:run' comes before any [section] header",
+        id="no-section",
+    ),
+    pytest.param(
+        b"[console_scripts\ntorchrun = torch.core:run\n",
+        "line 1: '[console_scripts' comes before any [section] header",
+        id="unclosed-section",
+    ),
+    pytest.param(
+        b"[console_scripts]\nt = torch.core:run\nt = torch.core:run\n",
+        "line 3: 't' appears twice in [console_scripts]",
+        id="duplicate-option",
+    ),
+    pytest.param(
+        b"[console_scripts]\na = torch.core:run\n[console_scripts]\nb = torch.core:run\n",
+        "line 3: section [console_scripts] appears twice",
+        id="duplicate-section",
+    ),
+    pytest.param(
+        b"[console_scripts]\nt = torch.core:%(x)s\n",
+        "Bad value substitution: option 't' in section 'console_scripts' contains an "
+        "interpolation key 'x' which is not a valid option name. Raw value: 'torch.core:%(x)s'",
+        id="interpolation",
+    ),
+    pytest.param(
+        b"[console_scripts]\n../../evil = torch.core:run\n",
+        "[console_scripts] '../../evil' is not a file name a script can have",
+        id="path-as-name",
+    ),
+]
+DATA_LAYOUT = (
+    "a file in the .data directory must be inside one of its scheme directories (purelib, "
+    "platlib, headers, scripts, data)"
+)
+
+
+def _no_entry_points(**changes: object) -> WheelSpec:
+    spec = torch_spec(**changes)
+    spec.extra_dist_info = {}
+    return spec
+
+
+#: (wheel spec, member, problem) of every installer failure case.
+INSTALLER_CASES = [
+    *[
+        pytest.param(
+            torch_spec(extra_dist_info={"entry_points.txt": text}),
+            ENTRY_POINTS_MEMBER,
+            problem,
+            id=f"entry-points-{param.id}",
+        )
+        for param in BAD_ENTRY_POINTS
+        for text, problem in [param.values]
+    ],
+    # installer loops forever (appending to a list) on a file named like the .data directory,
+    # and raises TypeError from posixpath.join() on one named like a scheme directory.
+    pytest.param(
+        _no_entry_points(files={**TORCH_FILES, "torch-2.0.1.data": b"not a directory\n"}),
+        "torch-2.0.1.data",
+        DATA_LAYOUT,
+        id="file-named-like-the-data-directory",
+    ),
+    pytest.param(
+        _no_entry_points(data={"scripts": b"#!python\n"}),
+        "torch-2.0.1.data/scripts",
+        DATA_LAYOUT,
+        id="file-named-like-a-scheme-directory",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), BAD_ENTRY_POINTS)
+def test_entry_point_problem_names_the_entry(text: bytes, problem: str) -> None:
+    assert entry_point_problem(text.decode()) == problem
+
+
+def test_entry_points_installer_accepts_are_accepted() -> None:
+    text = "[console_scripts]\na = x.y:z.w [extra]\n[other]\nq = anything at all\n"
+    assert entry_point_problem(text) is None
+
+
+def _limited() -> None:
+    """In the child: at most 2 GiB of memory (installer's endless loop grows a list)."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+@pytest.mark.parametrize(("spec", "member", "problem"), INSTALLER_CASES)
+def test_wheel_installer_would_fail_on_is_refused_in_one_line(
+    tmp_path: Path, spec: WheelSpec, member: str, problem: str
+) -> None:
+    """A real process (installer may loop forever today): one line naming the wheel and the
+    member, exit 1, nothing written, even with --dry-run. The wheel is built by the factory, so
+    if read_wheel's own checks refuse it first, that message has the same shape."""
+    wheel = build_wheel(tmp_path, spec)
+    config = tmp_path / "pyproject.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    target = tmp_path / "env"
+    for extra in ((), ("--dry-run",)):
+        argv = [INSTALL_SCRIPT, "--config", config, "--no-deps", "--target", target, *extra]
+        done = subprocess.run(
+            [*argv, wheel],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=hermetic_env(),
+            preexec_fn=_limited,
+        )
+        assert (done.returncode, done.stdout) == (1, ""), done.stderr
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith(f"error: {wheel.name}: {member}: "), done.stderr
+        assert not target.exists()
+    assert done.stderr == f"error: {wheel.name}: {member}: {problem}\n"
+
+
+@pytest.mark.parametrize(("spec", "member", "problem"), INSTALLER_CASES)
+def test_install_wheel_turns_installer_failures_into_one_line(
+    tmp_path: Path, spec: WheelSpec, member: str, problem: str, request: pytest.FixtureRequest
+) -> None:
+    """The library call (no planning-time check before it): whatever installer raises on bad
+    input becomes InvalidWheel naming the wheel and member, and the target is left as it was.
+    (A script name that is a path reaches the destination, whose containment check refuses it.)"""
+    wheel_path = build_wheel(tmp_path, spec)
+    try:
+        wheel = read_wheel(wheel_path)
+    except InvalidWheel as exc:  # read_wheel's own checks refused it: the same shape
+        refused: str | None = str(exc)
+    else:
+        refused = None
+    if refused is not None:
+        assert refused.startswith(f"{wheel_path.name}: {member}: ")
+        return
+    target = tmp_path / "env"
+    env = probe(None, target=target)
+    with pytest.raises(InvalidWheel) as caught:
+        install_wheel(wheel, None, env, requested=True, compile_bytecode=False)
+    if request.node.callspec.id == "entry-points-path-as-name":
+        expected = f"{wheel_path.name}: '../../evil' would be written outside the scripts directory"
+    else:
+        expected = f"{wheel_path.name}: {member}: {problem}"
+    assert str(caught.value) == expected
+    assert [p for p in target.rglob("*") if not p.is_dir()] == []
+
+
+# --- item 10: override tables that match no distribution being installed -------------------------
+
+MISSPELT = """\
+[tool.wheelpatch]
+local-version = "stripe.2"
+
+[tool.wheelpatch.overrides.pytorch]
+remove = ["triton"]
+"""
+MISSPELT_MESSAGE = (
+    "tool.wheelpatch.overrides.pytorch: matches no distribution being installed "
+    "(did you mean 'torch'?)"
+)
+
+
+def test_misspelt_override_warns(
+    tmp_path: Path, make_wheel: Callable[..., Path], run_cli: Callable[..., CliResult]
+) -> None:
+    config = tmp_path / "misspelt.toml"
+    config.write_text(MISSPELT, encoding="utf-8")
+    wheel = make_wheel(torch_spec())
+    result = run_cli("--config", config, "--no-deps", "--target", tmp_path / "env", wheel)
+    assert result.code == 0, result.err
+    assert result.err == f"warning: {MISSPELT_MESSAGE}\n"
+    assert "installed torch 2.0.1\n" in result.out  # unpatched: the override matched nothing
+
+
+def test_misspelt_override_with_strict_refuses_before_anything_is_installed(
+    tmp_path: Path, make_wheel: Callable[..., Path], run_cli: Callable[..., CliResult]
+) -> None:
+    config = tmp_path / "misspelt.toml"
+    config.write_text(MISSPELT, encoding="utf-8")
+    wheel = make_wheel(torch_spec())
+    target = tmp_path / "env"
+    result = run_cli("--config", config, "--no-deps", "--strict", "--target", target, wheel)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"error: {MISSPELT_MESSAGE}\n"
+    assert not target.exists()
+
+
+def test_override_of_an_installed_distribution_is_no_warning(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    """torch installed, patched: installing another project with the same configuration (whose
+    only override is torch's) says nothing about it."""
+    assert install(make_wheel(torch_spec())).code == 0
+    other = make_wheel(WheelSpec(name="other", files={"other/__init__.py": b""}))
+    result = install("--strict", other)
+    assert (result.code, result.err) == (0, "")
+
+
+# --- item 12: the configuration file found by searching upward is named ------------------------
+
+
+def test_configuration_found_upward_is_named_on_stderr(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    run_cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(CONFIG, encoding="utf-8")
+    below = tmp_path / "a" / "b"
+    below.mkdir(parents=True)
+    monkeypatch.chdir(below)
+    wheel = make_wheel(torch_spec())
+    result = run_cli("--no-deps", "--target", tmp_path / "env", "--dry-run", wheel)
+    assert result.code == 0, result.err
+    path = (tmp_path / "pyproject.toml").resolve()
+    assert result.err == f"wheelpatch-install: using configuration {path}\n"
+    assert path.is_absolute()
+    named = run_cli(
+        "--config", tmp_path / "pyproject.toml", "--no-deps", "--target", tmp_path / "env",
+        "--dry-run", wheel,
+    )  # fmt: skip
+    assert (named.code, named.err) == (0, "")
+
+
+# --- item 14: a --python that is no Python is a usage error (exit 2) ---------------------------
+
+
+def _fake_python(directory: Path, body: str) -> Path:
+    path = directory / "fake-python"
+    path.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(
+            lambda d: Path("/no/such/python"),
+            "error: --python /no/such/python: cannot run it ([Errno 2] No such file or "
+            "directory: '/no/such/python')\n",
+            id="missing",
+        ),
+        pytest.param(
+            lambda d: _fake_python(d, "echo 'boom' >&2; exit 3"),
+            "error: --python {python}: it is not a working Python (boom)\n",
+            id="fails",
+        ),
+        pytest.param(
+            lambda d: _fake_python(d, "echo 'hello there'"),
+            "error: --python {python}: it is not a working Python (it answered 'hello there' to "
+            "a Python program)\n",
+            id="not-json",
+        ),
+        pytest.param(
+            lambda d: d,
+            "error: --python {python}: cannot run it ([Errno 13] Permission denied: '{python}')\n",
+            id="directory",
+        ),
+    ],
+)
+def test_python_that_is_no_python_exits_2(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    run_cli: Callable[..., CliResult],
+    make: Callable[[Path], Path],
+    message: str,
+) -> None:
+    python = make(tmp_path)
+    config = tmp_path / "pyproject.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    result = run_cli("--config", config, "--python", python, "--no-deps", make_wheel(torch_spec()))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == message.format(python=python)
+    assert os.path.exists(config)
