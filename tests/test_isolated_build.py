@@ -12,7 +12,6 @@ a dead proxy.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -81,12 +81,6 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
         yield Index(packages, f"{url}/simple/", log)
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name, path=os.path.dirname(sys.executable))
-    assert path is not None, f"{name} is in the test extras"
-    return path
-
-
 def _run(
     argv: list[str | Path], cwd: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
@@ -101,87 +95,57 @@ def _run(
     )
 
 
-#: (id, command run in the repository, environment: variables naming the index or find-links).
-#: These are the commands of plugin_examples/hatch-fork/README.md, "Isolated builds". With
-#: find-links, ``PIP_NO_INDEX`` / ``UV_OFFLINE`` stand in for a PyPI this machine cannot reach.
-FRONTENDS = [
-    (
-        "build-index",
-        ["{python}", "-m", "build", "--outdir", "dist", "."],
-        {"PIP_INDEX_URL": "{url}"},
-    ),
-    (
-        "pip-wheel-index",
-        ["{python}", "-m", "pip", "wheel", "--no-deps", "-w", "dist", "."],
-        {"PIP_INDEX_URL": "{url}"},
-    ),
-    ("uv-build-index", ["{uv}", "build", "--python", "{python}"], {"UV_INDEX_URL": "{url}"}),
-    (
-        "uv-build-default-index",
-        ["{uv}", "build", "--python", "{python}", "--default-index", "{url}"],
-        {},
-    ),
-    (
-        "hatch-build-index",
-        ["{hatch}", "build"],
-        {"PIP_INDEX_URL": "{url}", "UV_INDEX_URL": "{url}"},
-    ),
-    (
-        "build-find-links",
-        ["{python}", "-m", "build", "--outdir", "dist", "."],
-        {"PIP_FIND_LINKS": "{dir}", "PIP_NO_INDEX": "1"},
-    ),
-    (
-        "pip-wheel-find-links",
-        ["{python}", "-m", "pip", "wheel", "--no-deps", "--find-links", "{dir}", "-w", "dist", "."],
-        {"PIP_NO_INDEX": "1"},
-    ),
-    (
-        "uv-build-find-links",
-        ["{uv}", "build", "--python", "{python}", "--find-links", "{dir}"],
-        {"UV_OFFLINE": "1"},
-    ),
-    (
-        "hatch-build-find-links",
-        ["{hatch}", "build"],
-        {
-            "PIP_FIND_LINKS": "{dir}",
-            "UV_FIND_LINKS": "{dir}",
-            "PIP_NO_INDEX": "1",
-            "UV_OFFLINE": "1",
-        },
-    ),
-]
+ISOLATED = "Isolated builds: where the build finds wheelpatch"
+README_URL = "http://127.0.0.1:8080/simple/"
+README_DIR = "/srv/wheels"
+#: With find-links, these stand in for a PyPI this machine cannot reach.
+NO_PYPI = {"PIP_NO_INDEX": "1", "UV_OFFLINE": "1"}
 
 
-def _fill(text: str, index: Index) -> str:
-    return text.format(
-        python=sys.executable,
-        uv=_tool("uv"),
-        hatch=_tool("hatch"),
-        url=index.url,
-        dir=index.directory,
-    )
+def _console_blocks(readme: Path, heading: str) -> list[list[str]]:
+    """The ``$ `` lines of each console block under ``## heading`` in ``readme``."""
+    section = readme.read_text(encoding="utf-8").split(f"\n## {heading}\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = [part.split("\n```", 1)[0] for part in section.split("```console\n")[1:]]
+    return [[line[2:] for line in b.splitlines() if line.startswith("$ ")] for b in blocks]
 
 
-@pytest.mark.parametrize(
-    ("argv", "variables"),
-    [pytest.param(argv, variables, id=name) for name, argv, variables in FRONTENDS],
-)
+def _frontend(line: str) -> str:
+    return next(word for word in line.split() if "=" not in word)
+
+
+def _cases() -> list[Any]:
+    """plugin_examples/hatch-fork/README.md's isolated-build commands, as written there."""
+    _serve, with_index, with_find_links = _console_blocks(FORK / "README.md", ISOLATED)
+    assert [_frontend(line) for line in with_index] == ["python", "pip", "uv", "hatch"]
+    assert [_frontend(line) for line in with_find_links] == ["python", "pip", "uv", "hatch"]
+    cases = [pytest.param(line, {}, id=f"index-{_frontend(line)}") for line in with_index]
+    cases += [
+        pytest.param(line, NO_PYPI, id=f"find-links-{_frontend(line)}") for line in with_find_links
+    ]
+    # The spelling the README gives in a comment, and uv's preferred one.
+    cases.append(pytest.param(f"uv build --default-index {README_URL}", {}, id="index-uv-default"))
+    return cases
+
+
+@pytest.mark.parametrize(("line", "variables"), _cases())
 def test_isolated_build_gets_wheelpatch_from_the_team_index(
-    tmp_path: Path, index: Index, argv: list[str], variables: dict[str, str]
+    tmp_path: Path, index: Index, line: str, variables: dict[str, str]
 ) -> None:
+    """Each command runs in the fork's repository as written in the README, with the README's
+    index URL and wheel directory replaced by this test's; the console scripts are this
+    environment's (first on PATH)."""
+    assert "--no-isolation" not in line
+    assert "--no-build-isolation" not in line
     repo = make_repo(tmp_path / "tensorfork")
     version = expected_version(repo)
-    env = online_env(tmp_path, **{k: _fill(v, index) for k, v in variables.items()})
-    result = _run([_fill(a, index) for a in argv], repo, env)
-    assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
+    command = line.replace(README_URL, index.url).replace(README_DIR, str(index.directory))
+    result = _run(["bash", "-c", command], repo, online_env(tmp_path, **variables))
+    assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
     [wheel] = (repo / "dist").glob("*.whl")
     _, provenance = check_wheel(wheel, version)  # the label and the edited requirements
     [served] = index.directory.glob("wheelpatch-*.whl")
     assert provenance["wheelpatch"] == served.name.split("-")[1]
-    assert "--no-isolation" not in argv
-    assert "--no-build-isolation" not in argv
 
 
 def test_isolated_build_without_wheelpatch_on_the_index_fails(tmp_path: Path, index: Index) -> None:
