@@ -45,6 +45,7 @@ from wheelpatch.install_cli import main as install_main
 
 from .conftest import WheelSpec, build_wheel
 from .hermetic import hermetic_env
+from .installed_wheels import wheelhouse_of_installed
 
 pytestmark = pytest.mark.slow
 
@@ -655,12 +656,23 @@ def test_hash_mismatch_midway_keeps_the_installed_version(
     assert f"would install torch 2.0.2+{LABEL} (patched from 2.0.2: " in planned.stdout
     before = tree(venv.root)
     result = wheelpatch_install(wheelhouse, "--python", venv.python, "--no-deps", wheel, expect=1)
-    lines = result.stderr.splitlines()
+    lines = _error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), result.stderr
     assert f"'{bad}'" in lines[0]
     assert "RECORD" in lines[0]
     _assert_v1_intact(venv, before)
+
+
+#: Printed once resolved, when only torch is installed: the triton override matches nothing.
+TRITON_UNUSED = "warning: tool.wheelpatch.overrides.triton: matches no distribution being installed"
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr's lines after the warning about the triton override, which must come first."""
+    lines = stderr.splitlines()
+    assert lines[:1] == [TRITON_UNUSED], stderr
+    return lines[1:]
 
 
 def _small_disk() -> None:
@@ -679,7 +691,7 @@ def test_full_disk_midway_keeps_the_installed_version(
     result = wheelpatch_install(
         wheelhouse, "--python", venv.python, "--no-deps", wheel, expect=3, preexec_fn=_small_disk
     )
-    lines = result.stderr.splitlines()
+    lines = _error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), result.stderr
     assert "File too large" in lines[0]
@@ -699,7 +711,7 @@ def test_full_disk_error_names_what_could_not_be_written(
         wheelhouse, "--python", venv.python, "--no-deps", wheel, expect=3, preexec_fn=_small_disk
     )
     assert changed(before, tree(venv.root)) == []
-    lines = result.stderr.splitlines()
+    lines = _error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert wheel.name in lines[0] or "_C.so" in lines[0], lines[0]
 
@@ -903,3 +915,74 @@ def test_missing_wheel_file_exits_2(
     assert captured.out == ""
     assert captured.err == f"error: {missing}: no such wheel file\n"
     assert changed(before, tree(venv.root)) == []
+
+
+# --- wheelpatch installed by uv, with no pip of the environment's own -------------------------
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_installed_by_uv_resolves_with_its_declared_pip(
+    wheelhouse: Wheelhouse, index: Index, tmp_path: Path
+) -> None:
+    """``uv venv`` seeds no pip; ``uv pip install wheelpatch`` brings pip along, as a declared
+    dependency, and wheelpatch-install resolves with it (run for the target with --python).
+    Without that pip, it says so in one line."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", wheels, REPO)
+    wheelhouse_of_installed(["packaging", "installer", "pip"], wheels)
+    uv = uv_binary()
+    root = tmp_path / "uv-venv"
+    run(uv, "venv", "--python", sys.executable, root)
+    venv = Venv(root)
+    assert not (venv.bin / "pip").exists()
+    run(uv, "pip", "install", "--python", venv.python, "--no-index", "--find-links", wheels,
+        "wheelpatch")  # fmt: skip
+    assert any(d.startswith("pip-") for d in venv.dist_infos())
+    script = venv.bin / "wheelpatch-install"
+    config = ("--config", wheelhouse.config)
+    target = make_venv(tmp_path / "target")
+    result = run(script, *config, *from_index(index, target, f"torch=={VERSION}"))
+    assert result.stdout.splitlines()[-1] == f"installed 4 wheel(s), 1 patched into {target.root}"
+    assert target.dist_infos() == sorted(f"{n}-{v}.dist-info" for n, v in RESOLVED.items())
+    # The issue's own case: into the environment wheelpatch runs in (no --python).
+    itself = run(script, *config, "--index-url", index.simple, f"torch=={VERSION}", cwd=tmp_path)
+    assert itself.stdout.splitlines()[-1] == f"installed 4 wheel(s), 1 patched into {root}"
+    assert f"torch-{PATCHED}.dist-info" in venv.dist_infos()
+
+    run(uv, "pip", "uninstall", "--python", venv.python, "pip")
+    missing = run(
+        script, *config, *from_index(index, make_venv(tmp_path / "t2"), "filelock"), expect=2
+    )
+    assert missing.stdout == ""
+    assert missing.stderr == (
+        f"error: {venv.python}: the Python wheelpatch-install runs in has no pip, which it needs "
+        "to resolve requirements (pip>=22.3 is a dependency of wheelpatch: reinstall "
+        "wheelpatch, or install pip beside it); wheel files with --no-deps need no pip\n"
+    )
+
+
+def test_misspelt_override_after_resolution(
+    wheelhouse: Wheelhouse, index: Index, tmp_path: Path
+) -> None:
+    """``[tool.wheelpatch.overrides.pytorch]`` when pip resolves torch: a warning naming the
+    table and the close name; with --strict, exit 1 before anything is installed."""
+    config = tmp_path / "pyproject.toml"
+    config.write_text(CONFIG.replace("overrides.torch]", "overrides.pytorch]"), encoding="utf-8")
+    venv = make_venv(tmp_path / "venv")
+    before = tree(venv.root)
+    argv = [*INSTALL, "--config", config, *from_index(index, venv, f"torch=={VERSION}")]
+    message = (
+        "tool.wheelpatch.overrides.pytorch: matches no distribution being installed "
+        "(did you mean 'torch'?)"
+    )
+    strict = run(*argv, "--strict", expect=1)
+    assert (strict.stdout, strict.stderr) == ("", f"error: {message}\n")
+    assert changed(before, tree(venv.root)) == []
+    result = run(*argv)
+    assert result.stderr == f"warning: {message}\n"
+    # Unpatched: triton and the nvidia package come along, and triton's override applies.
+    assert "installed torch 2.0.1\n" in result.stdout
+    assert "triton-2.0.0+stripe.2.dist-info" in venv.dist_infos()
