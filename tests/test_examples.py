@@ -370,15 +370,9 @@ def _checkout_copy(destination: Path) -> Path:
     return destination
 
 
-#: The first line of the README's quick start (the proposed replacement for the /tmp/wheelhouse
-#: one): everything inside the checkout, and safe to run again.
-QUICK_START = (
-    "python3 -m venv .venv && .venv/bin/pip install -e . && "
-    ".venv/bin/python plugin_examples/torch-without-triton/make_wheelhouse.py build/wheelhouse && "
-    ".venv/bin/wheelpatch patch --force"
-    " --config plugin_examples/torch-without-triton/pyproject.toml"
-    " -o build/wheelhouse/patched build/wheelhouse/*.whl"
-)
+#: The first line of the README's quick start: everything inside the checkout, safe to run again.
+QUICK_START = (ROOT / "README.md").read_text(encoding="utf-8").split("```console\n", 1)[1]
+QUICK_START = QUICK_START.splitlines()[0]
 
 
 @pytest.mark.slow
