@@ -311,6 +311,23 @@ def test_install_wheel_turns_installer_failures_into_one_line(
     assert [p for p in target.rglob("*") if not p.is_dir()] == []
 
 
+def test_member_in_pycache_is_one_warning_line(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    """installer skips a ``__pycache__`` member with a Python warning (two lines on stderr, an
+    error under -W error): it is one ``warning:`` line naming the wheel and member instead."""
+    member = f"torch/__pycache__/core.{sys.implementation.cache_tag}.pyc"
+    wheel = make_wheel(torch_spec(files={**TORCH_FILES, member: b"not bytecode"}))
+    result = install(wheel)
+    assert result.code == 0, result.err
+    assert result.err == (
+        f"warning: {wheel.name}: {member}: not installed (a wheel must not contain __pycache__ "
+        "directories: bytecode is compiled when installing)\n"
+    )
+    installed = tmp_path / "env" / member
+    assert installed.read_bytes() != b"not bytecode"  # compiled from torch/core.py instead
+
+
 # --- item 10: override tables that match no distribution being installed -------------------------
 
 MISSPELT = """\

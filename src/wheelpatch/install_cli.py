@@ -282,6 +282,8 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
         patch = outcome.prepared.patch
         for warning in patch.warnings if patch is not None else ():
             print(f"warning: {warning}", file=sys.stderr)
+        for warning in outcome.installed.warnings if outcome.installed is not None else ():
+            print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         document = {
             "dry_run": args.dry_run,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +60,30 @@ def _raised_by_installer(exc: BaseException) -> bool:
     return last == _INSTALLER_DIR
 
 
+#: installer's warning for a member it skips (``warnings.warn``, two lines on stderr).
+_SKIPPED = re.compile(r"Skip installing (.+?) from .*__pycache__", re.DOTALL)
+
+
 def _run_installer(
     source: PatchedWheelSource, destination: ParallelDestination, metadata: dict[str, bytes]
-) -> None:
+) -> list[str]:
+    """Run installer; return one line per member it skipped with a warning."""
+    skipped = []
     try:
-        installer.install(source, destination, metadata)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            installer.install(source, destination, metadata)
+        for warning in caught:
+            match = _SKIPPED.match(str(warning.message))
+            if match is None:
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
+                continue
+            skipped.append(
+                f"{source.wheel.filename}: {match.group(1)}: not installed (a wheel must not "
+                "contain __pycache__ directories: bytecode is compiled when installing)"
+            )
     except _INSTALLER_FAILURES as exc:
         if isinstance(exc, WheelpatchError) or not _raised_by_installer(exc):
             raise
@@ -74,6 +95,7 @@ def _run_installer(
         raise OutputError(
             f"{where}: {exc.strerror or exc} ({source.wheel.filename} was rolled back)"
         ) from None
+    return skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +107,8 @@ class Installed:
     files: int
     #: Versions of the distribution that were replaced.
     replaced: tuple[str, ...]
+    #: What installer left out, one line each (members in ``__pycache__``).
+    warnings: tuple[str, ...] = ()
 
 
 def direct_url(path: Path, sha256: str) -> bytes:
@@ -181,7 +205,7 @@ def install_wheel(
         emptied: list[Path] = []
         for dist in existing:
             emptied += _stash_distribution(dist, env, stash)
-        _run_installer(source, destination, metadata)
+        skipped = _run_installer(source, destination, metadata)
     except BaseException:
         destination.rollback()
         stash.restore()
@@ -197,4 +221,5 @@ def install_wheel(
         version=source.version,
         files=len(destination.created_files),
         replaced=tuple(str(d.version) for d in existing),
+        warnings=tuple(skipped),
     )
