@@ -311,6 +311,39 @@ def test_install_wheel_turns_installer_failures_into_one_line(
     assert [p for p in target.rglob("*") if not p.is_dir()] == []
 
 
+#: Run with python -O (asserts stripped: installer then fails with AttributeError instead).
+_INSTALL_WHEEL = """
+import sys
+from pathlib import Path
+from wheelpatch.environment import probe
+from wheelpatch.errors import InvalidWheel
+from wheelpatch.installation import install_wheel
+from wheelpatch.wheel import read_wheel
+env = probe(None, target=Path(sys.argv[2]))
+try:
+    install_wheel(read_wheel(Path(sys.argv[1])), None, env, requested=True)
+except InvalidWheel as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize(
+    "options", [pytest.param((), id="plain"), pytest.param(("-O",), id="optimized")]
+)
+def test_bad_entry_point_under_python_optimize(tmp_path: Path, options: tuple[str, ...]) -> None:
+    text = b"[console_scripts]\ntorchrun = torch.core\n"
+    wheel = build_wheel(tmp_path, torch_spec(extra_dist_info={"entry_points.txt": text}))
+    done = subprocess.run(
+        [sys.executable, *options, "-c", _INSTALL_WHEEL, wheel, tmp_path / "env"],
+        capture_output=True, text=True, env=hermetic_env(), timeout=60, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        f"{wheel.name}: {ENTRY_POINTS_MEMBER}: [console_scripts] torchrun = 'torch.core' "
+        f"{NOT_AN_ENTRY_POINT}\n"
+    )
+
+
 def test_member_in_pycache_is_one_warning_line(
     tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
 ) -> None:

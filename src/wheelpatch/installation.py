@@ -41,6 +41,7 @@ _INSTALLER_FAILURES = (
     InvalidRecordEntry,
     configparser.Error,
     AssertionError,
+    AttributeError,  # where an assert would fail, under python -O
     KeyError,
     TypeError,
     ValueError,

@@ -255,7 +255,7 @@ def entry_point_problem(text: str) -> str | None:
     try:
         for _ in parse_entrypoints(text):
             parsed += 1
-    except (AssertionError, ValueError, configparser.Error):
+    except (AssertionError, AttributeError, ValueError, configparser.Error):  # -O: no asserts
         section, name, value = entries[parsed]
         return (
             f"[{section}] {name} = {value!r} is not an entry point of the form 'module:attr' "
