@@ -37,13 +37,16 @@ _PROBE = r"""
 import json, os, sys, sysconfig
 layout, base, packaging_root = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
-    sys.path.insert(0, packaging_root)
+    import importlib.machinery, importlib.util
+    # Only packaging comes from there: nothing else on that path shadows the target's modules.
+    spec = importlib.machinery.PathFinder.find_spec("packaging", [packaging_root])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["packaging"] = module
+    spec.loader.exec_module(module)
     from packaging.tags import sys_tags
     tags = [str(tag) for tag in sys_tags()]
 except Exception:
     tags = None
-finally:
-    del sys.path[0]
 if layout == "prefix":
     scheme = "nt" if os.name == "nt" else "posix_prefix"
     keys = ("base", "platbase", "installed_base", "installed_platbase")
