@@ -44,7 +44,7 @@ What it measures
     The ``git`` column is how many git commands one build with the plugin ran (counted once,
     untimed, with ``GIT_TRACE``).
 
-    Every command runs through ``bench_patch.py``'s launcher (wall time with ``perf_counter``). The
+    Every command runs through ``harness.py``'s launcher (wall time with ``perf_counter``). The
     children get ``PIP_CONFIG_FILE=/dev/null``, ``PIP_DISABLE_PIP_VERSION_CHECK=1``, a fixed
     ``SOURCE_DATE_EPOCH`` and no other ``PIP_*`` variable; they cache their bytecode as in
     ``bench_patch.py``. Each command runs once untimed first; its outputs are checked then: the
@@ -65,12 +65,10 @@ from __future__ import annotations
 import argparse
 import email.parser
 import importlib.metadata
-import io
 import json
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -83,11 +81,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_install
-import bench_patch
-from bench_patch import Sample, ToolFailed
+import harness
+from harness import ROOT, Column, Sample, ToolFailed
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "plugin_examples" / "hatch-fork"
 PROJECT = "tensorfork"
 TAG = "v2.0.1"
@@ -221,21 +217,6 @@ def make_project(project: Path, variant: str, modules: int) -> None:
 # --------------------------------------------------------------------------- environment
 
 
-def hermetic_env() -> str:
-    """The children's environment: no user pip configuration, a fixed SOURCE_DATE_EPOCH."""
-    dropped = sorted(k for k in os.environ if k.startswith("PIP_") or k == "GIT_TRACE")
-    for key in dropped:
-        del os.environ[key]
-    fixed = {
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
-    }
-    os.environ.update(fixed)
-    shown = " ".join(f"{k}={v}" for k, v in fixed.items())
-    return f"{shown}; unset: {', '.join(dropped) or 'nothing'}"
-
-
 def versions() -> dict[str, str]:
     found: dict[str, str] = {}
     for name in ("wheelpatch", "hatchling", "build"):
@@ -290,19 +271,12 @@ def build_cases(projects: dict[str, Path], work: Path, sdist: bool) -> list[Case
     return cases
 
 
-def _reset(case: Case) -> None:
-    shutil.rmtree(case.out_dir, ignore_errors=True)
-    case.out_dir.mkdir(parents=True)
+def run_case(case: Case) -> Sample:
     if case.timing is not None:
         case.timing.unlink(missing_ok=True)
-    if hasattr(os, "sync"):
-        os.sync()  # do not let one run's write-back land in the next run's time
-
-
-def run_case(case: Case) -> Sample:
-    _reset(case)
+    harness.empty_dirs(case.out_dir)
     try:
-        sample = bench_patch.run_measured(case.argv, case.log)
+        sample = harness.run_measured(case.argv, case.log)
     except (ToolFailed, OSError) as exc:
         raise SystemExit(f"bench_hatch: {case.mode} ({case.variant}) failed: {exc}") from None
     if case.timing is not None:
@@ -318,16 +292,14 @@ def run_rounds(cases: list[Case], repeat: int) -> None:
             pairs[-1].append(case)
         else:
             pairs.append([case])
-    for round_no in range(repeat):
-        for pair in pairs:
-            for case in pair if round_no % 2 == 0 else pair[::-1]:
-                sample = run_case(case)
-                case.samples.append(sample)
-                in_call = f"  (in child {case.in_call[-1]:.3f} s)" if case.timing else ""
-                bench_patch._log(
-                    f"  [round {round_no + 1}/{repeat}] {case.mode:<22} {case.variant:<8}"
-                    f" {sample.seconds:8.3f} s{in_call}"
-                )
+    for round_no, case in harness.interleave(pairs, repeat):
+        sample = run_case(case)
+        case.samples.append(sample)
+        in_call = f"  (in child {case.in_call[-1]:.3f} s)" if case.timing else ""
+        harness.log(
+            f"  [round {round_no + 1}/{repeat}] {case.mode:<22} {case.variant:<8}"
+            f" {sample.seconds:8.3f} s{in_call}"
+        )
 
 
 # --------------------------------------------------------------------------- checks
@@ -436,10 +408,6 @@ def count_plugin_git(cases: list[Case], work: Path) -> dict[str, int]:
 # --------------------------------------------------------------------------- reporting
 
 
-def _median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def summarize(cases: list[Case], git_calls: dict[str, int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     groups: dict[str, dict[str, list[float]]] = {}
@@ -451,7 +419,7 @@ def summarize(cases: list[Case], git_calls: dict[str, int]) -> list[dict[str, An
     for mode, by_variant in groups.items():
         with_s = by_variant.get("with", [])
         without_s = by_variant.get("without", [])
-        with_med, without_med = _median(with_s), _median(without_s)
+        with_med, without_med = harness.median(with_s), harness.median(without_s)
         row: dict[str, Any] = {
             "mode": mode,
             "runs": len(with_s),
@@ -470,24 +438,22 @@ def summarize(cases: list[Case], git_calls: dict[str, int]) -> list[dict[str, An
     return rows
 
 
-def _cell(value: float | None, spec: str, width: int) -> str:
-    return f"{'-' if value is None else format(value, spec):>{width}}"
+COLUMNS = (
+    Column("measurement", 22, key="mode"),
+    Column("runs", 4, key="runs"),
+    Column("with s", 8, ".3f", "with_median_s"),
+    Column("(min)", 7, ".3f", "with_min_s"),
+    Column("without s", 10, ".3f", "without_median_s"),
+    Column("(min)", 7, ".3f", "without_min_s"),
+    Column("ratio", 7, ".2f", "ratio", suffix="x"),
+    Column("overhead ms", 12, "+.0f", "overhead_ms"),
+    Column("git", 4, "d", "git_commands"),
+)
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(
-        f"\n  {'measurement':<22} {'runs':>4} {'with s':>8} {'(min)':>7} {'without s':>10} "
-        f"{'(min)':>7} {'ratio':>7} {'overhead ms':>12} {'git':>4}"
-    )
-    for row in rows:
-        ratio = row.get("ratio")
-        print(
-            f"  {row['mode']:<22} {row['runs']:>4} {_cell(row['with_median_s'], '.3f', 8)} "
-            f"{_cell(row['with_min_s'], '.3f', 7)} {_cell(row['without_median_s'], '.3f', 10)} "
-            f"{_cell(row['without_min_s'], '.3f', 7)} "
-            f"{'-' if ratio is None else f'{ratio:.2f}x':>7} "
-            f"{_cell(row.get('overhead_ms'), '+.0f', 12)} {_cell(row['git_commands'], 'd', 4)}"
-        )
+    print()
+    harness.print_table(COLUMNS, rows)
     print(
         "  (s: seconds, median and min; ratio and overhead: with / minus without, medians; "
         "git: git commands one build with the plugin ran)"
@@ -498,48 +464,31 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Time hatchling builds of the hatch-fork example with and without the "
-        "wheelpatch plugin.",
+    parser = harness.parser(
+        "Time hatchling builds of the hatch-fork example with and without the wheelpatch plugin.",
+        per="case",
     )
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (default 5)")
     parser.add_argument(
         "--modules",
-        type=int,
+        type=harness.at_least_0,
         default=200,
         help="generated modules added to src/tensorfork/ops/ (default 200)",
     )
     parser.add_argument(
         "--no-sdist", action="store_true", help="skip the 'build --sdist --wheel' measurement"
     )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=bench_patch.DEFAULT_CACHE,
-        metavar="DIR",
-        help="where the children cache their bytecode (default benchmarks/.cache)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # keep the report in step with progress
-    if args.repeat < 1 or args.modules < 0:
-        _parser().error("--repeat must be at least 1 and --modules at least 0")
-    environment = hermetic_env()
-    bytecode = bench_patch.prepare_child_env(args.cache_dir)
-    host = {**bench_patch.machine(), **versions()}
-    for name in ("editwheel", "wheel"):
-        host.pop(name, None)
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    print(f"command: {command}")
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in host.items()))
-    print(f"source: {bench_install.source_state()}")
-    print(f"environment: {environment}")
-    print(f"bytecode: {bytecode}")
+    args = harness.parse(_parser(), argv)
+    environment = harness.hermetic_env(
+        names=("GIT_TRACE",), fixed={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+    )
+    bytecode = harness.bytecode_env(args.cache_dir)
+    host = {**harness.machine(), **versions()}
+    source = harness.source_state()
+    command = harness.print_context(host, source=source, environment=environment, bytecode=bytecode)
     with tempfile.TemporaryDirectory(prefix="bench-hatch-") as tmp:
         work = Path(tmp)
         projects = {v: work / f"{v}-plugin" / PROJECT for v in VARIANTS}
@@ -557,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shown = [scripts.get(arg, arg) for arg in case.argv]
                 print(f"  $ {shlex.join(shown)}")
         print(f"  (without: the same commands for {projects['without']})")
-        bench_patch._log("warm-up (untimed) and output check:")
+        harness.log("warm-up (untimed) and output check:")
         for case in cases:
             run_case(case)
         checks = check_outputs(cases)
@@ -573,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = {
             "command": command,
             "machine": host,
-            "source": bench_install.source_state(),
+            "source": source,
             "modules": args.modules,
             "results": rows,
         }

@@ -32,7 +32,7 @@ What it measures
     ``PIP_DISABLE_PIP_VERSION_CHECK=1``, ``UV_NO_CONFIG=1`` and ``UV_LINK_MODE=copy`` are set (and
     ``VIRTUAL_ENV`` unset); the Python tools cache their own bytecode as in ``bench_patch.py``.
 
-    Each command runs through ``bench_patch.py``'s launcher, which times it and reaps it with
+    Each command runs through ``harness.py``'s launcher, which times it and reaps it with
     ``os.wait4``: peak RSS is the largest of the tool and of the descendants it waited for (pip's
     ``--python`` child, wheelpatch's interpreter probe). Before every run the tool's venv is
     deleted and made anew; after it the venv is deleted again; both outside the timed region,
@@ -49,8 +49,8 @@ What it measures
     core to spare (run nothing else meanwhile).
 
 Wheels
-    ``bench_patch.py``'s: its synthetic ``bigdemo-1.0-py3-none-any.whl`` (>= 500 MB, > 10,000
-    members, cached in ``--cache-dir``), and real wheels from ``--wheel PATH`` /
+    ``bench_patch.py``'s: the synthetic ``bigdemo-1.0-py3-none-any.whl`` (>= 500 MB, > 10,000
+    members, ``synthetic.py``, cached in ``--cache-dir``), and real wheels from ``--wheel PATH`` /
     ``$WHEELPATCH_BENCH_WHEEL``, else the largest ``torch-*.whl`` found through pip's
     configuration. The one CFG has an override for ``torch``, for ``bigdemo`` and for the project
     of every other wheel given, so each wheel is patched.
@@ -70,9 +70,7 @@ Run (from the repository root, in an environment with wheelpatch, installer, pip
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -85,14 +83,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_patch
-from bench_patch import Sample, Tool, ToolFailed, WheelInfo
+import harness
+from harness import Target, Tool, WheelInfo, canonical, find_exe, log
+from synthetic import SYNTHETIC_NAME
 
-LABEL = bench_patch.LABEL
+LABEL = "stripe.2"
 REMOVE = ("triton", "nvidia-*", "cuda-toolkit", "cuda-bindings")
 TOOLS = ("wheelpatch", "installer", "pip", "uv", "unzip")
 #: Projects that always get an override in CFG (the real torch wheel and the synthetic one).
-OVERRIDDEN = ("torch", bench_patch.SYNTHETIC_NAME)
+OVERRIDDEN = ("torch", SYNTHETIC_NAME)
 
 TARGET_VS_INSTALLER = 1.0
 TARGET_VS_PIP = 0.6
@@ -168,25 +167,6 @@ print(getattr(module, "__file__", None))
 # --------------------------------------------------------------------------- environment
 
 
-def hermetic_env() -> str:
-    """Make the children's environment independent of the user's pip and uv configuration.
-
-    Called after the wheels are found (``bench_patch.discover_wheels`` reads pip's configuration).
-    """
-    dropped = sorted(k for k in os.environ if k.startswith(("PIP_", "UV_")) or k == "VIRTUAL_ENV")
-    for key in dropped:
-        del os.environ[key]
-    fixed = {
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "UV_NO_CONFIG": "1",
-        "UV_LINK_MODE": "copy",
-    }
-    os.environ.update(fixed)
-    shown = " ".join(f"{k}={v}" for k, v in fixed.items())
-    return f"{shown}; unset: {', '.join(dropped) or 'nothing'}"
-
-
 def _scratch_only(path: Path, work: Path) -> Path:
     """Refuse to create, install into or delete anything outside this run's scratch folder."""
     real, root = path.resolve(), work.resolve()
@@ -212,15 +192,26 @@ def make_venv(venv: Path, work: Path) -> None:
 def remove_venv(venv: Path, work: Path) -> None:
     _scratch_only(venv, work)
     shutil.rmtree(venv, ignore_errors=True)
-    if hasattr(os, "sync"):
-        os.sync()
+    harness.sync()
+
+
+class Installer(Tool):
+    """A tool installing into its own venv (``out_dir``): made anew before every run, deleted
+    after it (``work`` is the folder holding the venvs)."""
+
+    def prepare(self) -> None:
+        make_venv(self.out_dir, self.out_dir.parent)
+        harness.sync()
+
+    def finish(self) -> None:
+        remove_venv(self.out_dir, self.out_dir.parent)
 
 
 # --------------------------------------------------------------------------- tools
 
 
 def write_config(wheels: Sequence[WheelInfo], path: Path) -> None:
-    projects = dict.fromkeys([*OVERRIDDEN, *(bench_patch._canonical(w.project) for w in wheels)])
+    projects = dict.fromkeys([*OVERRIDDEN, *(canonical(w.project) for w in wheels)])
     remove = ", ".join(json.dumps(p) for p in REMOVE)
     text = f'[tool.wheelpatch]\nlocal-version = "{LABEL}"\n'
     for project in projects:
@@ -243,7 +234,7 @@ def build_tools(
         venv = _scratch_only(work / f"venv-{name}", work)
         python = str(venv_python(venv))
         if name == "wheelpatch":
-            exe = bench_patch._find_exe("wheelpatch-install")
+            exe = find_exe("wheelpatch-install")
             if exe is None:
                 _log_skip(name, "wheelpatch-install not found")
                 continue
@@ -261,7 +252,7 @@ def build_tools(
             argv = [sys.executable, "-m", "pip", "--python", python, "install"]
             argv += ["--no-deps", "--no-compile", "--no-index"]
         elif name == "uv":
-            exe = bench_patch._find_exe("uv")
+            exe = find_exe("uv")
             if exe is None:
                 _log_skip(name, "uv not found (pip install uv)")
                 continue
@@ -275,14 +266,14 @@ def build_tools(
             make_venv(venv, work)  # to ask it for its site-packages, once
             site = json.loads(_scheme_of(venv_python(venv)))["platlib"]
             argv = [exe, "-q", "-o", str(wheel.path), "-d", site]
-            tools.append(Tool(name, argv, venv, repeat))
+            tools.append(Installer(name, argv, venv, repeat))
             continue
-        tools.append(Tool(name, [*argv, str(wheel.path)], venv, repeat))
+        tools.append(Installer(name, [*argv, str(wheel.path)], venv, repeat))
     return tools
 
 
 def _log_skip(name: str, why: str) -> None:
-    bench_patch._log(f"  {name}: skipped ({why})")
+    log(f"  {name}: skipped ({why})")
 
 
 def _importable(module: str) -> bool:
@@ -291,44 +282,6 @@ def _importable(module: str) -> bool:
         subprocess.run([sys.executable, "-c", code], capture_output=True, check=False).returncode
         == 0
     )
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-def run_once(tool: Tool, work: Path, keep: bool = False) -> Sample | None:
-    """One install into a fresh venv; the venv is removed afterwards unless ``keep``."""
-    make_venv(tool.out_dir, work)
-    if hasattr(os, "sync"):
-        os.sync()
-    try:
-        return bench_patch.run_measured(tool.argv, work / f"{tool.name}.log")
-    except (ToolFailed, OSError) as exc:
-        tool.error = str(exc)
-        bench_patch._log(f"  {tool.name} FAILED, dropped: {exc}")
-        return None
-    finally:
-        if not keep or tool.error is not None:
-            remove_venv(tool.out_dir, work)
-
-
-def run_rounds(tools: list[Tool], repeat: int, work: Path, label: str) -> None:
-    """Timed runs, round-robin: each round runs every tool once, the order rotating."""
-    for round_no in range(repeat):
-        shift = round_no % len(tools)
-        for tool in tools[shift:] + tools[:shift]:
-            if not tool.active:
-                continue
-            sample = run_once(tool, work)
-            if sample is None:
-                continue
-            tool.samples.append(sample)
-            rss = bench_patch._mib(sample.rss_kib)
-            rss_text = "-" if rss is None else f"{rss:.1f} MiB"
-            bench_patch._log(
-                f"  [{label} round {round_no + 1}/{repeat}] {tool.name:<10} "
-                f"{sample.seconds:8.3f} s  {rss_text}"
-            )
 
 
 # --------------------------------------------------------------------------- verification
@@ -352,12 +305,8 @@ def check_install(tool: Tool, wheel: WheelInfo, file_members: int) -> dict[str, 
         return {"ok": False, "verdict": f"FAIL: metadata check failed: {tail}"}
     facts = json.loads(result.stdout)
     patched = tool.name == "wheelpatch"
-    version = wheel.new_version if patched else wheel.version
-    requires = (
-        [r for r in wheel.requires_dist if not bench_patch._is_removed(r, REMOVE)]
-        if patched
-        else list(wheel.requires_dist)
-    )
+    version = wheel.new_version(LABEL) if patched else wheel.version
+    requires = list(wheel.kept_requires(REMOVE) if patched else wheel.requires_dist)
     problems = []
     infos = facts["dist_infos"]
     if len(infos) != 1 or not infos[0].endswith(f"-{version}.dist-info"):
@@ -373,7 +322,7 @@ def check_install(tool: Tool, wheel: WheelInfo, file_members: int) -> dict[str, 
     wrong = {n: s for n, s in facts["scripts"].items() if s != f"#!{python}"}
     if wrong and tool.name != "unzip":  # unzip makes no scripts
         problems.append(f"scripts not pointing at VENV_PY: {wrong}")
-    top = bench_patch._canonical(wheel.project).replace("-", "_")
+    top = canonical(wheel.project).replace("-", "_")
     imported = subprocess.run(
         [python, "-I", "-c", _IMPORT, top], capture_output=True, text=True, check=False
     )
@@ -396,104 +345,19 @@ def check_install(tool: Tool, wheel: WheelInfo, file_members: int) -> dict[str, 
     return {"ok": not problems, "verdict": verdict, **facts, "import": import_text}
 
 
-def warm_up_and_verify(
-    tools: list[Tool], wheel: WheelInfo, file_members: int, work: Path
-) -> dict[str, Any]:
-    bench_patch._log("  warm-up (untimed) and install check:")
-    checks: dict[str, Any] = {}
-    for tool in tools:
-        if run_once(tool, work, keep=True) is None:
-            checks[tool.name] = {"ok": False, "verdict": "FAIL: the warm-up run failed"}
-            continue
-        try:
-            checks[tool.name] = check_install(tool, wheel, file_members)
-        finally:
-            remove_venv(tool.out_dir, work)
-        bench_patch._log(f"    {tool.name:<10} {checks[tool.name]['verdict']}")
-    return checks
-
-
 # --------------------------------------------------------------------------- reporting
 
 
-def assess(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    ratio = bench_patch._ratio
-    vs_installer = ratio(results, "wheelpatch", "installer")
-    vs_pip = ratio(results, "wheelpatch", "pip")
+def targets(results: dict[str, dict[str, Any]]) -> list[Target]:
+    def versus(peer: str, **target: Any) -> Target:
+        return harness.time_target(results, "wheelpatch", peer, **target)
 
-    def verdict(value: float | None, target: float) -> str:
-        return "n/a" if value is None else ("PASS" if value <= target else "MISS")
-
-    return {
-        "wheelpatch_vs_installer": vs_installer,
-        "wheelpatch_vs_pip": vs_pip,
-        "wheelpatch_vs_uv": ratio(results, "wheelpatch", "uv"),
-        "wheelpatch_vs_unzip": ratio(results, "wheelpatch", "unzip"),
-        "targets": {
-            "time_vs_installer": verdict(vs_installer, TARGET_VS_INSTALLER),
-            "time_vs_pip": verdict(vs_pip, TARGET_VS_PIP),
-        },
-    }
-
-
-def print_report(
-    wheel: WheelInfo,
-    unpacked: int,
-    tools: list[Tool],
-    checks: dict[str, Any],
-    results: dict[str, dict[str, Any]],
-    verdict: dict[str, Any],
-) -> None:
-    removed = len(wheel.requires_dist) - sum(
-        not bench_patch._is_removed(r, REMOVE) for r in wheel.requires_dist
-    )
-    print(
-        f"\n{wheel.path.name}  [{wheel.kind}; {wheel.size / 1e6:.1f} MB, "
-        f"{unpacked / 1e6:.1f} MB unpacked, {wheel.members:,} members; wheelpatch installs "
-        f"{wheel.new_version} ({removed} Requires-Dist removed), the others {wheel.version}]"
-    )
-    for tool in tools:
-        print(f"  $ {shlex.join(_shown_argv(tool.argv))}")
-    for name, check in checks.items():
-        print(f"  check {name:<10} {check['verdict']}")
-    fmt = bench_patch._fmt
-    print(
-        f"  {'tool':<12} {'runs':>4} {'median s':>9} {'min s':>8} {'max s':>8} "
-        f"{'RSS MiB (med)':>13} {'RSS MiB (max)':>13}"
-    )
-    for name, r in results.items():
-        if not r["runs"]:
-            print(f"  {name:<12} {0:>4}  failed: {(r['error'] or '').splitlines()[0]}")
-            continue
-        print(
-            f"  {name:<12} {r['runs']:>4} {r['median_s']:>9.3f} {r['min_s']:>8.3f} "
-            f"{r['max_s']:>8.3f} {fmt(r.get('median_rss_mib'), '13.1f')} "
-            f"{fmt(r.get('max_rss_mib'), '13.1f')}"
-        )
-    targets = verdict["targets"]
-    line = bench_patch._target_line
-    print(
-        line(
-            "wheelpatch / installer time",
-            verdict["wheelpatch_vs_installer"],
-            "x",
-            f"target <= {TARGET_VS_INSTALLER}x",
-            targets["time_vs_installer"],
-        )
-    )
-    print(
-        line(
-            "wheelpatch / pip time",
-            verdict["wheelpatch_vs_pip"],
-            "x",
-            f"target <= {TARGET_VS_PIP}x",
-            targets["time_vs_pip"],
-        )
-    )
-    print(line("wheelpatch / uv time", verdict["wheelpatch_vs_uv"], "x", "(no target)", ""))
-    if "unzip" in results:
-        unzip = verdict["wheelpatch_vs_unzip"]
-        print(line("wheelpatch / unzip time", unzip, "x", "(unzip: the floor)", ""))
+    return [
+        versus("installer", limit=TARGET_VS_INSTALLER, goal="time_vs_installer"),
+        versus("pip", limit=TARGET_VS_PIP, goal="time_vs_pip"),
+        versus("uv", note="(no target)"),
+        versus("unzip", note="(unzip: the floor)"),
+    ]
 
 
 def _shown_argv(argv: Sequence[str]) -> list[str]:
@@ -511,47 +375,6 @@ def _archive_stats(path: Path) -> tuple[int, int]:
     return sum(info.file_size for info in files), len(files)
 
 
-def source_state() -> str:
-    """The wheelpatch source measured: its commit, and whether the work tree has changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        changed = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return "unknown (no git)"
-    files = [line[3:] for line in changed.stdout.splitlines()]
-    tail = f"; uncommitted changes in {', '.join(files)}" if files else ""
-    return (result.stdout.strip() or "unknown") + tail
-
-
-def machine() -> dict[str, Any]:
-    info = bench_patch.machine()
-    for name in ("editwheel", "wheel"):
-        info.pop(name, None)
-    for name, argv in (
-        ("installer", [sys.executable, "-c", "import installer; print(installer.__version__)"]),
-        ("pip", [sys.executable, "-m", "pip", "--version"]),
-        ("uv", [bench_patch._find_exe("uv") or "uv", "--version"]),
-    ):
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        except OSError:
-            continue
-        if result.returncode == 0:
-            info[name] = result.stdout.strip().split(" from ")[0]
-    return info
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -564,25 +387,10 @@ def _tool_list(value: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Time wheelpatch-install against installer, pip and uv on large wheels.",
+    parser = harness.parser(
+        "Time wheelpatch-install against installer, pip and uv on large wheels.",
+        wheels="install",
     )
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per tool (default 5)")
-    parser.add_argument(
-        "--wheel",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PATH",
-        help=f"a real wheel to install (repeatable; also ${bench_patch.ENV_WHEELS}); without "
-        "one, the largest torch-*.whl reachable through pip's configuration is used",
-    )
-    parser.add_argument(
-        "--no-discover",
-        action="store_true",
-        help="do not look for a torch wheel through pip's configuration",
-    )
-    parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic wheel")
     parser.add_argument(
         "--tools",
         type=_tool_list,
@@ -591,70 +399,77 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(TOOLS)} (repeatable; default all)",
     )
     parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=bench_patch.DEFAULT_CACHE,
-        metavar="DIR",
-        help="where bench_patch.py keeps its synthetic wheel (default benchmarks/.cache)",
-    )
-    parser.add_argument(
         "--work-dir",
         type=Path,
         default=None,
         metavar="DIR",
         help="where the scratch venvs are made (default: the system temporary directory)",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     return parser
 
 
 def bench_wheel(
     wheel: WheelInfo, config: Path, names: Sequence[str], args: argparse.Namespace
 ) -> dict[str, Any]:
-    bench_patch._log(f"\n== {wheel.path} ({wheel.size / 1e6:.1f} MB, {wheel.members:,} members)")
+    log(f"\n== {wheel.path} ({wheel.size / 1e6:.1f} MB, {wheel.members:,} members)")
     unpacked, file_members = _archive_stats(wheel.path)
+    checks: dict[str, Any] = {}
+
+    def check(tool: Tool) -> str:
+        checks[tool.name] = check_install(tool, wheel, file_members)
+        return str(checks[tool.name]["verdict"])
+
     with tempfile.TemporaryDirectory(prefix="bench-install-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         tools = build_tools(wheel, work, config, names, args.repeat)
-        checks = warm_up_and_verify(tools, wheel, file_members, work)
-        active = [t for t in tools if t.active]
-        if active:
-            run_rounds(active, args.repeat, work, bench_patch._canonical(wheel.project))
-    results = {t.name: bench_patch.summarize(t) for t in tools}
-    verdict = assess(results)
-    print_report(wheel, unpacked, tools, checks, results, verdict)
-    return {
-        "wheel": str(wheel.path),
-        "kind": wheel.kind,
-        "size": wheel.size,
-        "unpacked": unpacked,
-        "members": wheel.members,
-        "version": wheel.version,
-        "new_version": wheel.new_version,
-        "checks": checks,
-        "results": results,
-        **verdict,
-    }
+        label = canonical(wheel.project)
+        results = harness.measure(tools, args.repeat, work, label, check, "install", width=10)
+    failed = {"ok": False, "verdict": "FAIL: the warm-up run failed"}
+    checks = {t.name: checks.get(t.name, failed) for t in tools}
+    figures = targets(results)
+    removed = len(wheel.requires_dist) - len(wheel.kept_requires(REMOVE))
+    print(
+        f"\n{wheel.path.name}  [{wheel.kind}; {wheel.size / 1e6:.1f} MB, "
+        f"{unpacked / 1e6:.1f} MB unpacked, {wheel.members:,} members; wheelpatch installs "
+        f"{wheel.new_version(LABEL)} ({removed} Requires-Dist removed), the others "
+        f"{wheel.version}]"
+    )
+    for tool in tools:
+        print(f"  $ {shlex.join(_shown_argv(tool.argv))}")
+    for name, verdict in checks.items():
+        print(f"  check {name:<10} {verdict['verdict']}")
+    harness.print_tools(results)
+    for figure in figures:
+        if figure.key != "wheelpatch_vs_unzip" or "unzip" in results:
+            print(figure.line())
+    return harness.wheel_report(
+        wheel,
+        results,
+        figures,
+        unpacked=unpacked,
+        new_version=wheel.new_version(LABEL),
+        checks=checks,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)  # keep the report in step with progress
-    if args.repeat < 1:
-        _parser().error("--repeat must be at least 1")
+    args = harness.parse(_parser(), argv)
     names = [n for n in TOOLS if args.tools is None or any(n in group for group in args.tools)]
-    wheels = bench_patch.select_wheels(args)  # before hermetic_env: it reads pip's config
-    environment = hermetic_env()
-    bytecode = bench_patch.prepare_child_env(args.cache_dir)
-    host = machine()
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    print(f"command: {command}")
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in host.items()))
-    print(f"source: {source_state()}")
-    print(f"environment: {environment}")
-    print(f"bytecode: {bytecode}")
-    print(f"patch: local version label {LABEL!r}; remove Requires-Dist {', '.join(REMOVE)}")
+    wheels = harness.select_wheels(args)  # before hermetic_env: it reads pip's config
+    environment = harness.hermetic_env(
+        prefixes=("PIP_", "UV_"),
+        names=("VIRTUAL_ENV",),
+        fixed={"UV_NO_CONFIG": "1", "UV_LINK_MODE": "copy"},
+    )
+    bytecode = harness.bytecode_env(args.cache_dir)
+    host = harness.machine(["wheelpatch", "installer", "pip", "uv"])
+    command = harness.print_context(
+        host,
+        source=harness.source_state(),
+        environment=environment,
+        bytecode=bytecode,
+        patch=f"local version label {LABEL!r}; remove Requires-Dist {', '.join(REMOVE)}",
+    )
     if not wheels:
         print("nothing to benchmark: no synthetic wheel and no real wheel")
         return 2
@@ -669,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = {
             "command": command,
             "machine": host,
-            "source": source_state(),
+            "source": harness.source_state(),
             "tools": names,
             "wheels": reports,
         }
