@@ -214,7 +214,7 @@ def make_project(project: Path, variant: str, modules: int) -> None:
     _git(project, "commit", "-q", "-m", "news")
 
 
-# --------------------------------------------------------------------------- environment
+# --------------------------------------------------------------------------- versions
 
 
 def versions() -> dict[str, str]:
@@ -464,7 +464,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = harness.parser(
+    parser = harness.base_parser(
         "Time hatchling builds of the hatch-fork example with and without the wheelpatch plugin.",
         per="case",
     )

@@ -196,8 +196,8 @@ def remove_venv(venv: Path, work: Path) -> None:
 
 
 class Installer(Tool):
-    """A tool installing into its own venv (``out_dir``): made anew before every run, deleted
-    after it (``work`` is the folder holding the venvs)."""
+    """A tool installing into its own venv, ``out_dir``: made anew before every run and deleted
+    after it, never outside the run's bench-install-* folder (the venv's parent)."""
 
     def prepare(self) -> None:
         make_venv(self.out_dir, self.out_dir.parent)
@@ -387,7 +387,7 @@ def _tool_list(value: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = harness.parser(
+    parser = harness.base_parser(
         "Time wheelpatch-install against installer, pip and uv on large wheels.",
         wheels="install",
     )

@@ -276,7 +276,7 @@ def bench_wheel(wheel: WheelInfo, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = harness.parser(
+    parser = harness.base_parser(
         "Time wheelpatch patch against cp, wheel unpack+pack and editwheel edit.",
         wheels="measure",
     )

@@ -79,7 +79,7 @@ def bench_wheel(wheel: WheelInfo, scratch: Path, repeat: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = harness.parse(harness.parser(__doc__.splitlines()[0], wheels="verify"), argv)
+    args = harness.parse(harness.base_parser(__doc__.splitlines()[0], wheels="verify"), argv)
     bytecode = harness.bytecode_env(args.cache_dir)
     host = harness.machine(["wheelpatch", "installer"])
     command = harness.print_context(host, bytecode=bytecode)

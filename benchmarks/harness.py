@@ -696,7 +696,7 @@ at_least_1 = _at_least(1)
 at_least_0 = _at_least(0)
 
 
-def parser(
+def base_parser(
     description: str, per: str = "tool", wheels: str | None = None
 ) -> argparse.ArgumentParser:
     """The options every benchmark takes: ``--repeat``, ``--cache-dir``, ``--json``; with
@@ -727,8 +727,8 @@ def parser(
         type=Path,
         default=DEFAULT_CACHE,
         metavar="DIR",
-        help="where the synthetic wheel is kept and the children cache their bytecode "
-        "(default benchmarks/.cache)",
+        help=f"where {'the synthetic wheel is kept and ' if wheels else ''}the children cache "
+        "their bytecode (default benchmarks/.cache)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     return parser
