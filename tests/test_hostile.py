@@ -511,6 +511,48 @@ def line_break(char: str) -> pytest.ParameterSet:
 OTHER_HASH = b64(hashlib.sha256(b"something else").digest())
 CORE_HASH = record_row(CORE, FILES[CORE])[1]
 
+
+def with_entry_points(text: bytes) -> Build:
+    return zipped(files={**FILES, f"{DIST}/entry_points.txt": text})
+
+
+NOT_AN_ENTRY_POINT = "is not an entry point of the form 'module:attr'"
+#: ``entry_points.txt`` that installers cannot make scripts of: the rules of entrypoints.py, which
+#: ``wheelpatch-install`` applies too (tests/test_install_checks.py), checked by patch and verify.
+ENTRY_POINT_CASES = [
+    pytest.param(
+        with_entry_points(b"[console_scripts]\nhello = hello:\n"),
+        f"{DIST}/entry_points.txt: [console_scripts] hello = 'hello:' {NOT_AN_ENTRY_POINT}",
+        id="entry-point-without-attr",
+    ),
+    pytest.param(
+        with_entry_points(b"[gui_scripts]\nhello = demo.core\n"),
+        f"{DIST}/entry_points.txt: [gui_scripts] hello = 'demo.core' {NOT_AN_ENTRY_POINT}",
+        id="entry-point-module-only",
+    ),
+    pytest.param(
+        with_entry_points(b"[console_scripts]\n../../bin/evil = demo.core:main\n"),
+        f"{DIST}/entry_points.txt: [console_scripts] '../../bin/evil' is not a file name a "
+        "script can have",
+        id="entry-point-name-escapes",
+    ),
+    pytest.param(
+        with_entry_points(b"hello = demo.core:main\n"),
+        f"{DIST}/entry_points.txt: line 1: 'hello = demo.core:main' comes before any [section]",
+        id="entry-point-without-section",
+    ),
+    pytest.param(
+        with_entry_points(b"[console_scripts]\nhello = a:b\nhello = c:d\n"),
+        f"{DIST}/entry_points.txt: line 3: 'hello' appears twice in [console_scripts]",
+        id="entry-point-twice",
+    ),
+    pytest.param(
+        with_entry_points(b"[console_scripts]\nh\xe9llo = a:b\n"),
+        f"{DIST}/entry_points.txt: not UTF-8",
+        id="entry-points-not-utf8",
+    ),
+]
+
 WHEEL_CASES = [
     pytest.param(
         lambda: build_zip([Entry(name, data) for name, data in FILES.items()]),
@@ -727,7 +769,7 @@ VERIFY_CASES = [
 
 BOTH = ("patch", "verify")
 ALL_CASES = [
-    *((p, BOTH) for p in NAME_CASES + ZIP_CASES + WHEEL_CASES),
+    *((p, BOTH) for p in NAME_CASES + ZIP_CASES + WHEEL_CASES + ENTRY_POINT_CASES),
     *((p, ("verify",)) for p in VERIFY_CASES),
 ]
 
@@ -785,6 +827,11 @@ def test_broken_zip_structure(tmp_path: Path, cli: Cli, build: Build, fragment: 
 
 @pytest.mark.parametrize(("build", "fragment"), WHEEL_CASES)
 def test_broken_wheel(tmp_path: Path, cli: Cli, build: Build, fragment: Fragment) -> None:
+    check_refused(tmp_path, cli, build, fragment, BOTH)
+
+
+@pytest.mark.parametrize(("build", "fragment"), ENTRY_POINT_CASES)
+def test_bad_entry_points(tmp_path: Path, cli: Cli, build: Build, fragment: Fragment) -> None:
     check_refused(tmp_path, cli, build, fragment, BOTH)
 
 

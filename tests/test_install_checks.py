@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from wheelpatch.entrypoints import entry_point_problem
 from wheelpatch.environment import probe
 from wheelpatch.errors import InvalidWheel
 from wheelpatch.install_cli import main
 from wheelpatch.installation import install_wheel
-from wheelpatch.source import entry_point_problem
 from wheelpatch.wheel import read_wheel
 
 from .conftest import CliResult, WheelSpec, build_wheel

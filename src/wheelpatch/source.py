@@ -8,9 +8,6 @@ that member, before its RECORD entry is ever used.
 
 from __future__ import annotations
 
-import ast
-import configparser
-import contextlib
 import hashlib
 import io
 import os
@@ -19,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, cast
 
 from installer.sources import WheelContentElement, WheelSource
-from installer.utils import parse_entrypoints
 
 from .archive import ZipMember, read_member
+from .entrypoints import entry_point_problem
 from .errors import InvalidWheel
 from .plan import PatchPlan
 from .record import RecordRow, digest_bytes
@@ -32,11 +29,8 @@ __all__ = [
     "MemberStream",
     "PatchedWheelSource",
     "check_installable",
-    "entry_point_problem",
     "open_source",
 ]
-
-_SCRIPT_SECTIONS = ("console_scripts", "gui_scripts")
 
 
 class MemberStream(io.RawIOBase):
@@ -222,49 +216,6 @@ class PatchedWheelSource(WheelSource):
             problem = f"installer cannot install it ({type(exc).__name__}{': ' if detail else ''}"
             problem += f"{detail})"
         return InvalidWheel(f"{self.wheel.filename}: {self.current}: {problem}")
-
-
-def entry_point_problem(text: str) -> str | None:
-    """What is wrong with ``entry_points.txt`` for installer, which parses it with
-    :func:`installer.utils.parse_entrypoints` (asserting each script entry is ``module:attr``);
-    None if nothing is."""
-    parser = configparser.ConfigParser(delimiters="=")  # as installer reads it
-    parser.optionxform = str  # type: ignore[assignment, method-assign]
-    try:
-        parser.read_string(text)
-        entries = [
-            (section, name, value)
-            for section in parser.sections()
-            if section in _SCRIPT_SECTIONS
-            for name, value in parser.items(section)
-        ]
-    except configparser.MissingSectionHeaderError as exc:
-        return f"line {exc.lineno}: {exc.line.strip()!r} comes before any [section] header"
-    except configparser.ParsingError as exc:
-        lineno, shown = exc.errors[0]  # configparser keeps the line's repr()
-        with contextlib.suppress(ValueError, SyntaxError):
-            shown = repr(ast.literal_eval(shown).strip())
-        return f"line {lineno}: {shown} is not 'name = value'"
-    except configparser.DuplicateOptionError as exc:
-        return f"line {exc.lineno}: {exc.option!r} appears twice in [{exc.section}]"
-    except configparser.DuplicateSectionError as exc:
-        return f"line {exc.lineno}: section [{exc.section}] appears twice"
-    except configparser.Error as exc:
-        return " ".join(str(exc).split())
-    parsed = 0
-    try:
-        for _ in parse_entrypoints(text):
-            parsed += 1
-    except (AssertionError, AttributeError, ValueError, configparser.Error):  # -O: no asserts
-        section, name, value = entries[parsed]
-        return (
-            f"[{section}] {name} = {value!r} is not an entry point of the form 'module:attr' "
-            "(installer cannot make a script of it)"
-        )
-    for section, name, _ in entries:
-        if "/" in name or "\\" in name or name in (".", ".."):
-            return f"[{section}] {name!r} is not a file name a script can have"
-    return None
 
 
 def check_installable(wheel: SourceWheel, plan: PatchPlan | None) -> None:

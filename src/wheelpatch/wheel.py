@@ -24,6 +24,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .archive import Archive, ZipMember, read_archive, read_member
+from .entrypoints import ENTRY_POINTS_CAP, entry_point_problem
 from .errors import InvalidWheel
 from .metadata import MetadataDocument, MetadataError
 from .record import Record, RecordError
@@ -184,6 +185,18 @@ def read_wheel(path: Path) -> SourceWheel:
         os.close(fd)
 
 
+def _check_entry_points(data: bytes, where: str) -> None:
+    """The scripts installers would make from ``entry_points.txt`` can be made (the rules
+    ``wheelpatch-install``, pip and uv apply, so ``patch`` and ``verify`` refuse alike)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidWheel(f"{where}: not UTF-8 (byte {exc.start})") from None
+    problem = entry_point_problem(text)
+    if problem is not None:
+        raise InvalidWheel(f"{where}: {problem}")
+
+
 def _directory(path: Path) -> InvalidWheel:
     return InvalidWheel(f"{path}: is a directory (give the wheels in it: {path}/*.whl)")
 
@@ -272,6 +285,9 @@ def _read(
     except RecordError as exc:
         raise InvalidWheel(f"{where}: {record_path} {exc}") from None
     _check_coverage(archive, record, dist_info, where)
+    entry_points = f"{dist_info}/entry_points.txt"
+    if entry_points in names and not names[entry_points].is_dir:
+        _check_entry_points(small(entry_points, ENTRY_POINTS_CAP), f"{where}: {entry_points}")
     return SourceWheel(
         path=path,
         name=name,
