@@ -39,7 +39,7 @@ ENV_WHEELS = "WHEELPATCH_BENCH_WHEEL"
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache"
 ROOT = Path(__file__).resolve().parent.parent
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 # Each measured command is the child of this small launcher (`python -I -S -c`), which forks it,
 # times it with perf_counter and reaps it with os.wait4, then prints "seconds maxrss status".
@@ -167,7 +167,7 @@ class Tool:
         empty_dirs(self.out_dir, self.scratch)
 
 
-def run_once(tool: Tool, work: Path, keep: bool = False) -> Sample | None:
+def _run_once(tool: Tool, work: Path, keep: bool = False) -> Sample | None:
     """One measured run (log in ``work``); a failure drops the tool. ``keep``: no ``finish``."""
     tool.prepare()
     try:
@@ -181,7 +181,7 @@ def run_once(tool: Tool, work: Path, keep: bool = False) -> Sample | None:
             tool.finish()
 
 
-def warm_up(
+def _warm_up(
     tools: Sequence[Tool],
     work: Path,
     check: Callable[[Tool], str] | None = None,
@@ -194,7 +194,7 @@ def warm_up(
     """
     log(f"  warm-up (untimed) and {what} check:" if check else "  warm-up (untimed):")
     for tool in tools:
-        if run_once(tool, work, keep=True) is None:
+        if _run_once(tool, work, keep=True) is None:
             continue
         try:
             verdict = check(tool) if check else None
@@ -204,7 +204,7 @@ def warm_up(
             log(f"    {tool.name:<{width}} {verdict}")
 
 
-def interleave(groups: Sequence[Sequence[T]], repeat: int) -> Iterator[tuple[int, T]]:
+def interleave(groups: Sequence[Sequence[_T]], repeat: int) -> Iterator[tuple[int, _T]]:
     """(round, item): each round visits every item once; each group's order rotates by round."""
     for round_no in range(repeat):
         for group in groups:
@@ -213,12 +213,12 @@ def interleave(groups: Sequence[Sequence[T]], repeat: int) -> Iterator[tuple[int
                 yield round_no, item
 
 
-def run_rounds(tools: list[Tool], repeat: int, work: Path, label: str, width: int = 12) -> None:
+def _run_rounds(tools: list[Tool], repeat: int, work: Path, label: str, width: int = 12) -> None:
     """The timed runs, round-robin, until each tool has its ``runs`` (or has failed)."""
     for round_no, tool in interleave([tools], repeat):
         if not tool.active or len(tool.samples) >= tool.runs:
             continue
-        sample = run_once(tool, work)
+        sample = _run_once(tool, work)
         if sample is None:
             continue
         tool.samples.append(sample)
@@ -239,11 +239,11 @@ def measure(
     width: int = 12,
 ) -> dict[str, dict[str, Any]]:
     """Warm up, check, then the timed rounds of the tools that did not fail: each one's summary."""
-    warm_up(tools, work, check, what, width)
+    _warm_up(tools, work, check, what, width)
     active = [t for t in tools if t.active]
     if active:
-        run_rounds(active, repeat, work, label, width)
-    return {t.name: summarize(t) for t in tools}
+        _run_rounds(active, repeat, work, label, width)
+    return {t.name: _summarize(t) for t in tools}
 
 
 # --------------------------------------------------------------------------- figures
@@ -253,7 +253,7 @@ def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def summarize(tool: Tool) -> dict[str, Any]:
+def _summarize(tool: Tool) -> dict[str, Any]:
     """A tool's runs as reported (and in ``--json``): times in s, peak RSS in MiB."""
     seconds = [s.seconds for s in tool.samples]
     rss = [s.rss_kib / 1024 for s in tool.samples if s.rss_kib is not None]
@@ -323,7 +323,7 @@ def rss_target(
     return Target(f"{tool}_max_rss_mib", label, value, unit=" MiB", **target)
 
 
-def verdicts(targets: Iterable[Target]) -> dict[str, Any]:
+def _verdicts(targets: Iterable[Target]) -> dict[str, Any]:
     """The figures and the verdicts of ``targets``, for the JSON report."""
     targets = list(targets)
     return {
@@ -370,9 +370,9 @@ def print_table(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) ->
             print(_line(columns, texts))
 
 
-TOOL = Column("tool", 12, key="tool")
+_TOOL = Column("tool", 12, key="tool")
 TIMES = (
-    TOOL,
+    _TOOL,
     Column("runs", 4, key="runs"),
     Column("median s", 9, ".3f", "median_s"),
     Column("min s", 8, ".3f", "min_s"),
@@ -388,7 +388,7 @@ def print_tools(
     results: Mapping[str, Mapping[str, Any]], columns: Sequence[Column] = (*TIMES, *RSS)
 ) -> None:
     """The table of the tools' summaries, one line a tool."""
-    print_table(columns, [{TOOL.key: name, **r} for name, r in results.items()])
+    print_table(columns, [{_TOOL.key: name, **r} for name, r in results.items()])
 
 
 # --------------------------------------------------------------------------- peers and wheels
@@ -451,7 +451,7 @@ def wheel_report(
         "version": wheel.version,
         **facts,
         "results": results,
-        **verdicts(targets),
+        **_verdicts(targets),
     }
 
 
@@ -524,7 +524,7 @@ def _candidates_in_index(simple: Path, project: str, pattern: str) -> list[Path]
     return found
 
 
-def discover_wheels(project: str = "torch") -> list[Path]:
+def _discover_wheels(project: str = "torch") -> list[Path]:
     """Every ``{project}-*.whl`` reachable through pip's find-links and file:// indexes."""
     pattern = f"{project}-*.whl"
     found: set[Path] = set()
@@ -542,7 +542,7 @@ def discover_wheels(project: str = "torch") -> list[Path]:
     return sorted(p.resolve() for p in found if p.is_file())
 
 
-def explicit_wheels(cli_wheels: Sequence[Path]) -> list[Path]:
+def _explicit_wheels(cli_wheels: Sequence[Path]) -> list[Path]:
     """``$WHEELPATCH_BENCH_WHEEL`` (paths separated by ``os.pathsep``), then ``--wheel``."""
     env = [Path(p) for p in os.environ.get(ENV_WHEELS, "").split(os.pathsep) if p]
     return [*env, *cli_wheels]
@@ -558,10 +558,10 @@ def select_wheels(args: argparse.Namespace) -> list[WheelInfo]:
     wheels: list[WheelInfo] = []
     if not args.no_synthetic:
         wheels.append(read_wheel_info(synthetic_wheel(args.cache_dir), "synthetic"))
-    real = explicit_wheels(args.wheel)
+    real = _explicit_wheels(args.wheel)
     kind = "real"
     if not real and not args.no_discover:
-        found = discover_wheels("torch")
+        found = _discover_wheels("torch")
         if found:
             log(
                 "torch wheels found through pip's configuration: "
@@ -583,7 +583,7 @@ def select_wheels(args: argparse.Namespace) -> list[WheelInfo]:
 
 
 #: How each peer says its version (the first word found with ``find_exe`` unless a path).
-VERSION_COMMANDS = {
+_VERSION_COMMANDS = {
     "wheelpatch": ["wheelpatch", "--version"],
     "editwheel": ["editwheel", "--version"],
     "wheel": ["wheel", "version"],
@@ -608,7 +608,7 @@ def machine(peers: Sequence[str] = ()) -> dict[str, Any]:
         if model:
             info["cpu"] = model.group(1).strip()
     for name in peers:
-        argv = VERSION_COMMANDS[name]
+        argv = _VERSION_COMMANDS[name]
         exe = argv[0] if os.path.isabs(argv[0]) else find_exe(argv[0])
         if exe is None:
             continue
