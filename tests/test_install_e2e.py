@@ -85,10 +85,12 @@ OTHERS = [
 ]
 #: What ``torch==2.0.1`` installs once the override has cut triton and the nvidia packages.
 RESOLVED = {"torch": PATCHED, "filelock": "3.13.1", "sympy": "1.13.3", "mpmath": "1.3.0"}
-PATCH_SUMMARY = (
-    f"patched from {VERSION}: removed Requires-Dist: triton==2.0.0; removed Requires-Dist: "
-    "nvidia-cublas-cu12"
-)
+PATCH_SUMMARY = f"patched from {VERSION}"
+#: How the patch of torch is told, a change a line, after the line naming the wheel.
+CHANGE_LINES = [
+    "    removed Requires-Dist: triton==2.0.0",
+    "    removed Requires-Dist: nvidia-cublas-cu12",
+]
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 CACHE_TAG = sys.implementation.cache_tag
 
@@ -411,6 +413,7 @@ def test_requirement_from_index_installs_patched_torch_without_triton(
     assert sorted(result.stdout.splitlines()) == sorted(
         [
             f"installed torch {PATCHED} ({PATCH_SUMMARY})",
+            *CHANGE_LINES,
             "installed filelock 3.13.1",
             "installed sympy 1.13.3",
             "installed mpmath 1.3.0",
@@ -653,7 +656,7 @@ def test_hash_mismatch_midway_keeps_the_installed_version(
     planned = wheelpatch_install(
         wheelhouse, "--python", venv.python, "--no-deps", "--dry-run", wheel
     )
-    assert f"would install torch 2.0.2+{LABEL} (patched from 2.0.2: " in planned.stdout
+    assert f"would install torch 2.0.2+{LABEL} (patched from 2.0.2)\n    removed " in planned.stdout
     before = tree(venv.root)
     result = wheelpatch_install(wheelhouse, "--python", venv.python, "--no-deps", wheel, expect=1)
     lines = _error_lines(result.stderr)
@@ -799,6 +802,7 @@ def test_dry_run_writes_nothing(wheelhouse: Wheelhouse, index: Index, tmp_path: 
     assert sorted(result.stdout.splitlines()) == sorted(
         [
             f"would install torch {PATCHED} ({PATCH_SUMMARY})",
+            *CHANGE_LINES,
             "would install filelock 3.13.1",
             "would install sympy 1.13.3",
             "would install mpmath 1.3.0",

@@ -303,7 +303,7 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
         patch = prepared.patch
         how = ""
         if patch is not None:
-            how = f" (patched from {patch.old_version}: {patch.summary()})"
+            how = f" (patched from {patch.old_version})"
         replaced = ""
         if outcome.installed is not None and outcome.installed.replaced:
             replaced = f", replacing {', '.join(outcome.installed.replaced)}"
@@ -311,6 +311,8 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
             print(f"left alone {prepared.name} {prepared.version} ({prepared.skip})", file=out)
         else:
             print(f"{outcome.status} {prepared.name} {prepared.version}{how}{replaced}", file=out)
+            for line in patch.change_lines() if patch is not None else ():
+                print(f"    {line}", file=out)
     if not outcomes:
         print(f"nothing to install: the requirements are already met in {env.root}", file=out)
         out.flush()

@@ -123,12 +123,6 @@ class PatchPlan:
         lines += [f"dropped {name} (a signature the change invalidates)" for name in self.dropped]
         return lines
 
-    def summary(self) -> str:
-        parts = [c.describe() for c in self.changes if c.field != "Version"]
-        if self.dropped:
-            parts.append("dropped " + ", ".join(n.rsplit("/", 1)[-1] for n in self.dropped))
-        return "; ".join(parts) if parts else "version only"
-
 
 def _rename_dir(directory: str, version: Version, suffix: str) -> str:
     name = directory.removesuffix(suffix).rpartition("-")[0]
