@@ -71,6 +71,16 @@ def wheel_of_installed(name: str, directory: Path) -> Path:
     return target
 
 
+def requirements_of(name: str) -> list[str]:
+    """The projects the installed ``name`` requires here (no extras), from its metadata."""
+    names = []
+    for text in distribution(name).requires or []:
+        requirement = Requirement(text)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.append(requirement.name)
+    return names
+
+
 def wheelhouse_of_installed(names: list[str], directory: Path) -> list[Path]:
     """Wheels of ``names`` and of everything they require here, transitively."""
     seen: set[str] = set()
@@ -82,8 +92,5 @@ def wheelhouse_of_installed(names: list[str], directory: Path) -> list[Path]:
             continue
         seen.add(name)
         wheels.append(wheel_of_installed(name, directory))
-        for text in distribution(name).requires or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                pending.append(requirement.name)
+        pending.extend(requirements_of(name))
     return wheels

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 from installer.sources import WheelFile
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from wheelpatch.cli import main
 
@@ -67,8 +69,10 @@ def make_repo(path: Path, edit: Callable[[str], str] | None = None, *, tag: bool
 
 
 def expected_version(repo: Path) -> str:
+    """The fork's labelled version one commit after the tag, normalized as PEP 440 does (a
+    revision of digits only, such as ``0610709``, loses its leading zero)."""
     revision = git(repo, "describe", "--tags", "--long").rsplit("-g", 1)[1]
-    return f"2.0.1+stripe.2.1.{revision}"
+    return str(Version(f"2.0.1+stripe.2.1.{revision}"))
 
 
 def run(
@@ -460,8 +464,14 @@ def build_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """hatchling, wheelpatch and what they require, as wheels: hatch's build environment is
     installed from here, offline."""
     directory = tmp_path_factory.mktemp("build-wheelhouse")
-    wheelhouse_of_installed(["hatchling", "packaging", "installer"], directory)
     pybuild("--wheel", "--outdir", directory, ROOT)
+    [built] = directory.glob("wheelpatch-*.whl")
+    # What the wheel just built requires (pip among them), as it declares it.
+    with WheelFile.open(built) as source:
+        metadata = BytesHeaderParser().parsebytes(source.read_dist_info("METADATA").encode())
+    required = [Requirement(text) for text in metadata.get_all("Requires-Dist") or []]
+    names = [r.name for r in required if r.marker is None or r.marker.evaluate({"extra": ""})]
+    wheelhouse_of_installed(["hatchling", *names], directory)
     return directory
 
 
