@@ -306,7 +306,7 @@ def test_override_versions_match_the_version_before_the_label(tmp_path: Path) ->
     init.write_text(init.read_text().replace('"2.0.1"', '"2.0.1+cpu"'))
     git(repo, "commit", "-qam", "a CPU build")
     revision = git(repo, "describe", "--tags", "--long").rsplit("-g", 1)[1]
-    version = f"2.0.1+cpu.stripe.2.2.{revision}"
+    version = str(Version(f"2.0.1+cpu.stripe.2.2.{revision}"))
     out = tmp_path / "dist"
     pybuild("--outdir", out, repo)
     [wheel] = out.glob("*.whl")
