@@ -68,6 +68,13 @@ def make_repo(path: Path, raw_options: str) -> tuple[Path, str]:
     return path, git(path, "rev-parse", "--short=7", "HEAD")
 
 
+def in_label(revision: str) -> str:
+    """``revision`` as a label segment: PEP 440 drops the leading zeros of one of digits only."""
+    local = Version(f"0+{revision}").local
+    assert local is not None
+    return local
+
+
 def test_hatch_vcs_defaults_warn(tmp_path: Path) -> None:
     repo, revision = make_repo(tmp_path / "urllib3", "")
     out = tmp_path / "dist"
@@ -77,21 +84,22 @@ def test_hatch_vcs_defaults_warn(tmp_path: Path) -> None:
     base, label = wheel.name.split("-")[1].split(".stripe.")
     assert base.startswith(f"2.2.4.dev3+g{revision}")
     assert git(repo, "rev-parse", "HEAD").startswith(base.removeprefix("2.2.4.dev3+g"))
-    assert label == f"2.3.{revision}"
+    assert label == f"2.3.{in_label(revision)}"
     assert not SpecifierSet("==2.2.3").contains(Version(base))
     assert warnings_in(output) == [
         f"tool.hatch.version.base-source: 'vcs' gives {base}, a dev release: pip prefers "
         "upstream's releases to it and '==' or '<=' pins of a release do not match it; set "
         'version_scheme = "only-version" in tool.hatch.version.raw-options',
         f"tool.hatch.version.base-source: 'vcs' gives {base}, which has a local label already, "
-        f"so the build is {base}.stripe.2.3.{revision} and pins of '=={base}' do not match it; "
+        f"so the build is {base}.stripe.2.3.{in_label(revision)} and pins of '=={base}' do not "
+        "match it; "
         'set local_scheme = "no-local-version" in tool.hatch.version.raw-options',
     ]
 
 
 def test_hatch_vcs_with_the_documented_options(tmp_path: Path) -> None:
     repo, revision = make_repo(tmp_path / "urllib3", RAW_OPTIONS)
-    version = f"2.2.3+stripe.2.3.{revision}"
+    version = f"2.2.3+stripe.2.3.{in_label(revision)}"
     out = tmp_path / "dist"
     output = pybuild("--outdir", out, repo)  # the sdist, then the wheel from it, without git
     assert warnings_in(output) == []
