@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -464,3 +465,32 @@ def test_explicit_config_is_not_announced(cli: Cli, project: Path) -> None:
     result = cli("patch", "--config", project / "pyproject.toml", "-o", project / "o", wheels[2])
     assert result.code == 0
     assert USING not in result.err
+
+
+def test_closed_stdout_and_stderr_change_neither_the_work_nor_the_exit_status(
+    project: Path,
+) -> None:
+    """``wheelpatch patch ... 2>&1 | head -1``: the configuration line on stderr comes first, yet
+    every output is written and the status is the real one (``verify`` of a broken wheel: 1)."""
+    wheels = wheelhouse(project)
+
+    def run(*argv: str | Path) -> int:
+        reader, writer = os.pipe()
+        os.close(reader)  # gone before anything is written: every write gets EPIPE
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "wheelpatch", *map(str, argv)], stdout=writer,
+                stderr=writer, cwd=project, timeout=120, check=False,
+            ).returncode  # fmt: skip
+        finally:
+            os.close(writer)
+
+    assert run("patch", *wheels) == 0
+    assert sorted(p.name for p in (project / "wheelhouse").iterdir()) == [
+        "demo-3.1+stripe.2-py3-none-any.whl",
+        "torch-2.0.1+stripe.2-py3-none-any.whl",
+    ]
+    assert run("patch", "--json", *wheels) == 3  # the outputs exist now
+    broken = project / "in" / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"no zip")
+    assert run("verify", wheels[0], broken) == 1

@@ -67,6 +67,36 @@ def test_stdout_closed_early_says_nothing_and_both_wheels_stay_installed(
     assert not [p for p in target.iterdir() if p.name.startswith(".wheelpatch-stash-")]
 
 
+def test_stderr_closed_too_changes_nothing(tmp_path: Path) -> None:
+    """``wheelpatch-install ... 2>&1 | head -1`` with a configuration found upward (whose line on
+    stderr comes before any work) and a misspelt table (a warning): the install still happens in
+    full and its exit status is the real one, 0, then 1 for a wheel refused."""
+    torch = build_wheel(tmp_path, torch_spec())
+    (tmp_path / "pyproject.toml").write_text(
+        CONFIG + '\n[tool.wheelpatch.overrides.pytorch]\nremove = ["x"]\n', encoding="utf-8"
+    )
+    target = tmp_path / "env"
+
+    def run(*argv: str | Path) -> int:
+        reader, writer = os.pipe()
+        os.close(reader)
+        try:
+            return subprocess.run(
+                [INSTALL_SCRIPT, *argv], stdout=writer, stderr=writer, env=hermetic_env(),
+                cwd=tmp_path, timeout=120, check=False,
+            ).returncode  # fmt: skip
+        finally:
+            os.close(writer)
+
+    assert run("--no-deps", "--target", target, torch) == 0
+    assert _check_record(target, target / "torch-2.0.1+stripe.2.dist-info")
+    broken = tmp_path / "broken" / "other-1.0-py3-none-any.whl"
+    broken.parent.mkdir()
+    broken.write_bytes(b"no zip")
+    assert run("--no-deps", "--target", tmp_path / "env2", broken) == 1
+    assert not (tmp_path / "env2" / "other").exists()
+
+
 # --- item 14: the progress line draws each state once ------------------------------------------
 
 

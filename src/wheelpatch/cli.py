@@ -13,10 +13,10 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from . import __version__
 from .digest import FileDigest
@@ -161,21 +161,68 @@ def _error(message: str) -> None:
     print("error: " + message.replace("\n", " "), file=sys.stderr)
 
 
+class _ReaderMayLeave:
+    """A standard stream whose reader may leave (``| head``, ``2>&1 | head -1``).
+
+    Once a write fails with a broken pipe, the stream's descriptor is pointed at /dev/null and
+    the rest is dropped: the command still does all its work and exits with its real status, and
+    what it says never depends on whether anyone still listens."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.left = False
+
+    def write(self, text: str) -> int:
+        if not self.left:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.left:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def isatty(self) -> bool:
+        return not self.left and self._stream.isatty()
+
+    def _drop(self) -> None:
+        self.left = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())  # nothing buffered fails again at exit
+            os.close(devnull)
+
+
+@contextlib.contextmanager
+def standard_streams() -> Iterator[TextIO]:
+    """stdout to write on, and stderr, both of which the reader may close early."""
+    out = _ReaderMayLeave(sys.stdout)
+    err = _ReaderMayLeave(sys.stderr)
+    with contextlib.redirect_stderr(cast("TextIO", err)):
+        yield cast("TextIO", out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with standard_streams() as out:
+        return _main(args, out)
+
+
+def _main(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.command == "patch":
-            return _patch(args, sys.stdout)
+            return _patch(args, out)
         if args.command == "show":
-            return _show(args, sys.stdout)
-        return _verify(args, sys.stdout)
+            return _show(args, out)
+        return _verify(args, out)
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `wheelpatch ... | head`: the reader left; say nothing more
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
     except WheelpatchError as exc:
         for line in getattr(exc, "errors", None) or [str(exc)]:
             _error(line)
@@ -217,7 +264,7 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
                     digests[index] = FileDigest(path, pool)
         return _patch_all(args, out, digests, report)
     except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
-        if args.json and not isinstance(exc, BrokenPipeError):
+        if args.json:
             _dump(out, report.failed(exc))
         raise
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .cli import _error, _Parser
+from .cli import _error, _Parser, standard_streams
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, WheelpatchError
 
 __all__ = ["main"]
@@ -192,19 +191,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.targets and not args.requirement:
         _parser().error("give at least one TARGET (a wheel file or a requirement) or -r FILE")
+    # A reader that leaves (`| head`, `2>&1 | head -1`) changes neither what is installed nor the
+    # exit status: what is installed and what is said agree.
+    with standard_streams() as out:
+        return _main(args, out)
+
+
+def _main(args: argparse.Namespace, out: TextIO) -> int:
     progress = _Progress(sys.stderr) if sys.stderr.isatty() and not args.json else None
     try:
-        return _run(args, sys.stdout, progress)
+        return _run(args, out, progress)
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # `wheelpatch-install ... | head`: the report is printed once everything is installed,
-        # so the reader leaving changes nothing; say nothing more (like `wheelpatch patch`).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return EXIT_OK
     except WheelpatchError as exc:
         for line in getattr(exc, "errors", None) or [str(exc)]:
             _error(line)
