@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelpatch.entrypoints import entry_point_problem
+from wheelpatch.entrypoints import entry_point_problem, installer_problem
 from wheelpatch.environment import probe
 from wheelpatch.errors import InvalidWheel
 from wheelpatch.install_cli import main
@@ -132,11 +132,13 @@ def test_requires_python_is_checked_as_patched(
 # --- item 15: what installer would fail on, refused with the wheel and member named -------------
 
 ENTRY_POINTS_MEMBER = "torch-2.0.1.dist-info/entry_points.txt"
+#: Refused by every installer (and so by patch and verify too: tests/test_hostile.py).
 NOT_AN_ENTRY_POINT = (
-    "is not an entry point of the form 'module:attr' (installer cannot make a script of it)"
+    "is not an entry point of the form 'module:attr' (no installer can make a script of it)"
 )
 #: (entry_points.txt text, the problem named), each a way installer's parse_entrypoints fails:
-#: its asserts (AssertionError) and configparser's errors.
+#: its asserts (AssertionError) and configparser's errors (the ones pip accepts and only
+#: wheelpatch-install refuses: no section, a duplicate, an interpolation).
 BAD_ENTRY_POINTS = [
     pytest.param(
         b"[console_scripts]\ntorchrun = torch.core\n",
@@ -155,7 +157,7 @@ BAD_ENTRY_POINTS = [
     ),
     pytest.param(
         b"[console_scripts]\ntorchrun\n",
-        "line 2: 'torchrun' is not 'name = value'",
+        "line 2: 'torchrun' in [console_scripts] is not 'name = module:attr'",
         id="no-equals",
     ),
     pytest.param(
@@ -180,14 +182,19 @@ BAD_ENTRY_POINTS = [
     ),
     pytest.param(
         b"[console_scripts]\nt = torch.core:%(x)s\n",
-        "Bad value substitution: option 't' in section 'console_scripts' contains an "
-        "interpolation key 'x' which is not a valid option name. Raw value: 'torch.core:%(x)s'",
+        f"[console_scripts] t = 'torch.core:%(x)s' {NOT_AN_ENTRY_POINT}",
         id="interpolation",
     ),
     pytest.param(
         b"[console_scripts]\n../../evil = torch.core:run\n",
         "[console_scripts] '../../evil' is not a file name a script can have",
         id="path-as-name",
+    ),
+    pytest.param(
+        b"[DEFAULT]\nt = anything\n[console_scripts]\na = torch.core:run\n",
+        "[DEFAULT] t = 'anything': installer reads [DEFAULT] entries into [console_scripts] too, "
+        "where this is not an entry point of the form 'module:attr'",
+        id="default-section",
     ),
 ]
 DATA_LAYOUT = (
@@ -232,12 +239,17 @@ INSTALLER_CASES = [
 
 
 @pytest.mark.parametrize(("text", "problem"), BAD_ENTRY_POINTS)
-def test_entry_point_problem_names_the_entry(text: bytes, problem: str) -> None:
-    assert entry_point_problem(text.decode()) == problem
+def test_installer_problem_names_the_entry(text: bytes, problem: str) -> None:
+    assert installer_problem(text.decode()) == problem
+    # What every installer refuses, patch and verify refuse too; the rest only installer does.
+    everyone = ("module:attr", "a file name a script can have")
+    shared = any(p in problem for p in everyone) and not problem.startswith("[DEFAULT]")
+    assert entry_point_problem(text.decode()) == (problem if shared else None)
 
 
 def test_entry_points_installer_accepts_are_accepted() -> None:
     text = "[console_scripts]\na = x.y:z.w [extra]\n[other]\nq = anything at all\n"
+    assert installer_problem(text) is None
     assert entry_point_problem(text) is None
 
 

@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 from installer.sources import WheelContentElement, WheelSource
 
 from .archive import ZipMember, read_member
-from .entrypoints import entry_point_problem
+from .entrypoints import installer_problem
 from .errors import InvalidWheel
 from .plan import PatchPlan
 from .record import RecordRow, digest_bytes
@@ -201,7 +201,7 @@ class PatchedWheelSource(WheelSource):
         """Refuse an ``entry_points.txt`` that installer cannot make scripts from."""
         if "entry_points.txt" not in self.dist_info_filenames:
             return
-        problem = entry_point_problem(self.read_dist_info("entry_points.txt"))
+        problem = installer_problem(self.read_dist_info("entry_points.txt"))
         if problem is not None:
             raise InvalidWheel(f"{self.wheel.filename}: {self.current}: {problem}")
 
@@ -209,7 +209,7 @@ class PatchedWheelSource(WheelSource):
         """One line for an exception installer raised while it worked on :attr:`current`."""
         problem = None
         if self.current.endswith("/entry_points.txt"):
-            problem = entry_point_problem(self.read_dist_info("entry_points.txt"))
+            problem = installer_problem(self.read_dist_info("entry_points.txt"))
         if problem is None:
             detail = exc.args[-1] if exc.args and isinstance(exc.args[-1], str) else ""
             detail = " ".join(detail.split())
