@@ -494,3 +494,18 @@ def test_closed_stdout_and_stderr_change_neither_the_work_nor_the_exit_status(
     broken = project / "in" / "broken-1.0-py3-none-any.whl"
     broken.write_bytes(b"no zip")
     assert run("verify", wheels[0], broken) == 1
+
+
+def test_a_table_for_a_requirement_of_the_wheels_given_is_no_misspelling(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    """The torch wheelhouse's configuration has a triton table; patching torch alone (which
+    requires triton) warns of nothing, and --strict passes."""
+    config = config_file(
+        '[tool.wheelpatch]\nlocal-version = "stripe.2"\n'
+        '[tool.wheelpatch.overrides.torch]\nremove = ["triton"]\n'
+        '[tool.wheelpatch.overrides.triton]\nremove = ["torch"]\n'
+    )
+    wheel = build_wheel(tmp_path, WheelSpec(name="torch", requires=("triton",)))
+    result = cli("patch", "--strict", "--config", config, "-o", tmp_path / "o", wheel)
+    assert (result.code, result.err) == (0, "")

@@ -618,3 +618,41 @@ def test_plain_patch_of_a_corrupt_member_is_as_broken_as_its_input(
         f"error: {source.name}: member 'torch/__init__.py' does not match its RECORD hash\n"
     )
     assert not (tmp_path / "checked").exists()
+
+
+def test_wheelpatch_show_finds_what_the_target_interpreter_finds(tmp_path: Path) -> None:
+    """The target's own importlib.metadata is asked, so an ``.egg-info`` distribution (PKG-INFO)
+    is found as ``pip list`` finds it; ``--json`` prints a document on a failure too."""
+    venv = make_venv(tmp_path / "venv")
+    site = Path(venv.paths()["purelib"])
+    egg = site / "legacy_dist-1.2.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text(
+        "Metadata-Version: 1.1\nName: legacy-dist\nVersion: 1.2\nRequires-Dist: six\n"
+    )
+    show = (sys.executable, "-m", "wheelpatch", "show", "--python", venv.python)
+    found = json.loads(run(*show, "--json", "legacy-dist").stdout)
+    assert (found["name"], found["version"], found["requires_dist"]) == (
+        "legacy-dist",
+        "1.2",
+        ["six"],
+    )
+    assert found["source"] == str(egg)
+    missing = run(*show, "--json", "no-such-dist", expect_failure=True)
+    assert missing.returncode == 1
+    message = (
+        "no-such-dist: no such wheel file, and no distribution of that name is installed in the "
+        f"environment of {venv.python}"
+    )
+    assert json.loads(missing.stdout) == {
+        "target": "no-such-dist",
+        "error": message,
+        "exit_code": 1,
+    }
+    assert missing.stderr == f"error: {message}\n"
+    broken = run(
+        sys.executable, "-m", "wheelpatch", "show", "--json", "--python", tmp_path / "nope", "x",
+        expect_failure=True,
+    )  # fmt: skip
+    assert broken.returncode == 2
+    assert json.loads(broken.stdout)["exit_code"] == 2

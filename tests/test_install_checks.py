@@ -9,10 +9,12 @@ runs); the cases installer would loop forever on run as a real process with a ti
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +103,61 @@ def test_requires_python_that_excludes_the_target_is_refused(
     assert not (tmp_path / "env").exists()
     forced = install("--ignore-requires-python", wheel)
     assert forced.code == 0, forced.err
+
+
+def test_invalid_requires_python_is_a_warning_as_in_pip(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    """pip and uv install a wheel whose Requires-Python is no valid specifier (pip warns):
+    wheelpatch-install too, saying it could not check it."""
+    wheel = make_wheel(torch_spec(requires_python=">=3.6.*"))
+    result = install(wheel)
+    assert result.code == 0, result.err
+    assert result.err == (
+        f"warning: {wheel.name}: Requires-Python '>=3.6.*' is not a valid version specifier, so "
+        "it was not checked (pip too installs such a wheel)\n"
+    )
+    assert (tmp_path / "env" / "torch-2.0.1+stripe.2.dist-info" / "RECORD").is_file()
+
+
+def test_json_report_when_an_install_fails(
+    tmp_path: Path, make_wheel: Callable[..., Path], install: Callable[..., CliResult]
+) -> None:
+    """--json prints one document on a failure too: what stays installed, and why the rest
+    is not."""
+    good = make_wheel(WheelSpec(name="other", files={"other/__init__.py": b"X = 1\n"}))
+    bad = make_wheel(torch_spec(requires_python="<3"))
+    result = install("--json", good, bad)
+    assert result.code == 1
+    document = json.loads(result.out)
+    assert document["dry_run"] is False
+    assert document["wheels"] == []  # the refusal came before anything was installed
+    assert document["exit_code"] == 1
+    assert document["error"].startswith(f"{bad.name}: Requires-Python '<3' excludes Python")
+    # Broken midway (a member whose bytes no longer match RECORD): the first wheel stays.
+    corrupt = tmp_path / "corrupt" / bad.name
+    corrupt.parent.mkdir()
+    fine = make_wheel(torch_spec())
+    with zipfile.ZipFile(fine) as source, zipfile.ZipFile(corrupt, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            same_size = b"def run():\n    return 'CORE'\n"  # so only its hash tells
+            target.writestr(info, same_size if info.filename == "torch/core.py" else data)
+    midway = install("--json", good, corrupt)
+    assert midway.code == 1, midway.err
+    document = json.loads(midway.out)
+    assert [(w["name"], w["status"]) for w in document["wheels"]] == [("other", "installed")]
+    assert document["error"].startswith(f"{corrupt.name}: member 'torch/core.py'")
+    assert (tmp_path / "env" / "other" / "__init__.py").is_file()
+    assert not (tmp_path / "env" / "torch").exists()
+    usage = install("--json", tmp_path / "nope-1.0-py3-none-any.whl")
+    assert usage.code == 2
+    assert json.loads(usage.out) == {
+        "dry_run": False,
+        "wheels": [],
+        "error": f"{tmp_path / 'nope-1.0-py3-none-any.whl'}: no such wheel file",
+        "exit_code": 2,
+    }
 
 
 def test_requires_python_is_checked_as_patched(

@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -215,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, out: TextIO) -> int:
     try:
+        if args.command == "show" and args.json:
+            return _json_on_error(_show, args, out, {"target": args.target})
         if args.command == "patch":
             return _patch(args, out)
         if args.command == "show":
@@ -231,6 +233,28 @@ def _main(args: argparse.Namespace, out: TextIO) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")
         return EXIT_OUTPUT
+
+
+def _json_on_error(
+    command: Callable[[argparse.Namespace, TextIO], int],
+    args: argparse.Namespace,
+    out: TextIO,
+    about: dict[str, Any],
+) -> int:
+    """Run ``command``; if it fails, still print one JSON document, saying why (``--json``)."""
+    try:
+        return command(args, out)
+    except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
+        code = (
+            exc.exit_code
+            if isinstance(exc, WheelpatchError)
+            else EXIT_INTERRUPTED
+            if isinstance(exc, KeyboardInterrupt)
+            else EXIT_OUTPUT
+        )
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _message(exc)
+        _dump(out, {**about, "error": message, "exit_code": code})
+        raise
 
 
 def _raise_open_file_limit(needed: int) -> None:
@@ -345,7 +369,11 @@ def _patch_all(
     out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
     batch = plan_batch(args.wheels, config, strict=args.strict, verify=args.verify, digests=digests)
     report.batch = batch
-    unmatched = config.unmatched_overrides(_project_names(args.wheels), "no wheel given")
+    # A table matches a wheel given or a project one of them requires (the config of a torch
+    # wheelhouse has a triton table, and patching torch alone does not misspell it).
+    names = _project_names(args.wheels)
+    names += [n for plan in batch.plans.values() for n in plan.wheel.requirement_names()]
+    unmatched = config.unmatched_overrides(names, "no wheel given")
     if args.strict and unmatched and not batch.failures:
         raise InvalidWheel("; ".join(unmatched) + " (--strict)")
     for warning in [*batch.warnings, *unmatched]:
@@ -393,6 +421,10 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
     from .metadata import describe_change  # noqa: PLC0415 - only this command needs them
     from .show import describe_target  # noqa: PLC0415
 
+    if args.python is None and not (args.target.endswith(".whl") or Path(args.target).is_file()):
+        from .environment import default_interpreter  # noqa: PLC0415
+
+        args.python = default_interpreter()  # the active virtual environment's, as installs do
     info = describe_target(args.target, args.python)
     if args.json:
         _dump(out, info)

@@ -150,6 +150,7 @@ def install(
     resolved: Callable[[list[Prepared]], None] | None = None,
     notify: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    done: Callable[[InstallOutcome], None] | None = None,
 ) -> list[InstallOutcome]:
     """Install ``wheels`` (files) and ``requirements`` (pip arguments) into ``env`` with
     ``config``'s overrides applied to every wheel installed.
@@ -178,7 +179,10 @@ def install(
                 force_reinstall=force_reinstall,
                 strict=strict,
             )
+            # A table matches when its project is being installed, is installed already, or is
+            # required by what is (triton, which the torch override removes, is no misspelling).
             names = [p.name for p in plan] + [d.name for d in env.distributions()]
+            names += [n for p in plan for n in p.wheel.requirement_names()]
             unmatched = config.unmatched_overrides(names, "no distribution being installed")
             if unmatched and strict:
                 raise UnmatchedOverrides(unmatched)
@@ -207,6 +211,8 @@ def install(
                         digest = digests.get(prepared.wheel.path.absolute())
                         installed = _install_one(prepared, env, digest, compile_bytecode, progress)
                     outcomes.append(InstallOutcome(prepared, installed))
+                    if done is not None:  # the caller can say what stays installed on a failure
+                        done(outcomes[-1])
             return outcomes
     finally:
         for digest in digests.values():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .cli import _error, _Parser, standard_streams
+from .cli import _error, _json_on_error, _Parser, standard_streams
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, WheelpatchError
 
 __all__ = ["main"]
@@ -199,8 +199,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, out: TextIO) -> int:
     progress = _Progress(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    finished: list[Any] = []  # what is installed, should a later wheel fail
     try:
-        return _run(args, out, progress)
+        if args.json:
+            # On a failure the document says what stays installed, and why the rest is not.
+            about = {"dry_run": args.dry_run, "wheels": finished}
+            return _json_on_error(lambda a, o: _run(a, o, progress, finished), args, out, about)
+        return _run(args, out, progress, finished)
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
@@ -217,7 +222,9 @@ def _main(args: argparse.Namespace, out: TextIO) -> int:
             progress.clear()
 
 
-def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> int:
+def _run(
+    args: argparse.Namespace, out: TextIO, progress: _Progress | None, finished: list[Any]
+) -> int:
     from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415
 
     from .config import load_config  # noqa: PLC0415
@@ -274,10 +281,13 @@ def _run(args: argparse.Namespace, out: TextIO, progress: _Progress | None) -> i
         progress=progress,
         notify=lambda note: print(f"note: {note} in {env.root}", file=sys.stderr),
         warn=lambda warning: print(f"warning: {warning}", file=sys.stderr),
+        done=lambda outcome: finished.append(outcome.as_json()),
     )
     if progress is not None:
         progress.clear()
     for outcome in outcomes:
+        for warning in outcome.prepared.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         patch = outcome.prepared.patch
         for warning in patch.warnings if patch is not None else ():
             print(f"warning: {warning}", file=sys.stderr)

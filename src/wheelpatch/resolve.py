@@ -81,6 +81,8 @@ class Prepared:
     skip: str | None = None
     #: Where it came from: the file given, or the URL pip found it at.
     origin: str = ""
+    #: What its checks could not decide (an invalid Requires-Python, unknown target tags).
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> NormalizedName:
@@ -192,9 +194,17 @@ def _plan(state: _State, wheel: SourceWheel) -> PatchPlan | Unchanged:
 
 def check_compatible(
     wheel: SourceWheel, plan: PatchPlan | Unchanged, env: TargetEnvironment, options: PipOptions
-) -> None:
+) -> tuple[str, ...]:
     """Refuse a wheel file the target interpreter cannot use, as pip and uv do: none of its
-    tags is supported there, or its (patched) Requires-Python excludes the interpreter."""
+    tags is supported there, or its (patched) Requires-Python excludes the interpreter. What
+    cannot be decided is returned as warnings (pip, too, warns of an invalid Requires-Python and
+    installs the wheel)."""
+    warnings: list[str] = []
+    if not options.ignore_platform and env.tags is None:
+        warnings.append(
+            f"{wheel.filename}: the tags {env.interpreter} supports are unknown (its Python is "
+            "too old for the packaging wheelpatch uses), so they were not checked"
+        )
     if not options.ignore_platform and env.tags is not None:
         supported = set(env.tags)
         if not any(str(tag) in supported for tag in wheel.tags):
@@ -205,24 +215,27 @@ def check_compatible(
                 f"supports, the first being {env.tags[0]}; --ignore-platform installs it anyway"
             )
     if options.ignore_requires_python or not env.full_version:
-        return
+        return tuple(warnings)
     metadata = (
         MetadataDocument.parse(plan.metadata) if isinstance(plan, PatchPlan) else wheel.metadata
     )
     text = metadata.get("Requires-Python")
     if text is None or not text.strip():
-        return
+        return tuple(warnings)
     try:
         specifier = SpecifierSet(text)
     except InvalidSpecifier:
-        raise InvalidWheel(
-            f"{wheel.filename}: Requires-Python {text!r} is not a valid version specifier"
-        ) from None
+        warnings.append(
+            f"{wheel.filename}: Requires-Python {text!r} is not a valid version specifier, so "
+            "it was not checked (pip too installs such a wheel)"
+        )
+        return tuple(warnings)
     if not specifier.contains(Version(env.full_version), prereleases=True):
         raise InvalidWheel(
             f"{wheel.filename}: Requires-Python {text!r} excludes Python {env.full_version} of "
             f"{env.interpreter}; --ignore-requires-python installs it anyway"
         )
+    return tuple(warnings)
 
 
 def _prepare(
@@ -230,9 +243,10 @@ def _prepare(
 ) -> Prepared:
     wheel = read_wheel(path)
     plan = _plan(state, wheel)
-    if given:
-        check_compatible(wheel, plan, state.env, state.options)
-    prepared = Prepared(wheel, plan, requested=requested, given_path=given, origin=str(path))
+    warnings = check_compatible(wheel, plan, state.env, state.options) if given else ()
+    prepared = Prepared(
+        wheel, plan, requested=requested, given_path=given, origin=str(path), warnings=warnings
+    )
     state.by_url[path.absolute().as_uri()] = prepared
     if isinstance(plan, PatchPlan):
         stand_in = _write_stand_in(plan, state.workdir / "stand-ins" / wheel.name)

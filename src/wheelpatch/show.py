@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import InvalidName, canonicalize_name
-
 from .archive import read_member
-from .errors import InvalidWheel, WheelpatchError
+from .errors import ConfigError, InvalidWheel, WheelpatchError
 from .metadata import MetadataDocument, MetadataError
 from .plan import PROVENANCE_NAME
 from .wheel import METADATA_CAP, read_wheel
@@ -20,11 +20,12 @@ __all__ = ["describe_target"]
 
 def describe_target(target: str, python: str | None = None) -> dict[str, Any]:
     """Describe a wheel file (a path) or a distribution installed in the environment of
-    ``python`` (default: the active virtual environment, else the one running wheelpatch)."""
+    ``python`` (default: the interpreter running wheelpatch), found as that interpreter's own
+    ``importlib.metadata`` finds it: system and user site-packages, ``.egg-info`` included."""
     path = Path(target)
     if target.endswith(".whl") or path.is_file():
         return _describe_wheel(path)
-    return _describe_installed(target, python)
+    return _describe_installed(target, python or sys.executable)
 
 
 def _summary(document: MetadataDocument, provenance: Any, source: str) -> dict[str, Any]:
@@ -61,38 +62,55 @@ def _describe_wheel(path: Path) -> dict[str, Any]:
     return _summary(wheel.metadata, provenance, str(path))
 
 
-def _describe_installed(name: str, python: str | None) -> dict[str, Any]:
-    from .environment import probe  # noqa: PLC0415 - only installed distributions need it
+#: Run by the target interpreter: its own importlib.metadata finds the distribution (any Python
+#: 3.8 or newer; nothing of wheelpatch is imported there).
+_LOOKUP = """\
+import json, sys
+from importlib import metadata
+try:
+    dist = metadata.distribution(sys.argv[1])
+except metadata.PackageNotFoundError:
+    print("null")
+else:
+    print(json.dumps({
+        "path": str(getattr(dist, "_path", "")),
+        "metadata": dist.read_text("METADATA") or dist.read_text("PKG-INFO"),
+        "provenance": dist.read_text(sys.argv[2]),
+    }))
+"""
 
-    environment = probe(python)
+
+def _describe_installed(name: str, python: str) -> dict[str, Any]:
     try:
-        project = canonicalize_name(name, validate=True)
-    except InvalidName:
-        raise WheelpatchError(
-            f"{name}: no such wheel file, and not a valid project name either"
-        ) from None
-    found = environment.installed(project)
-    if not found:
+        done = subprocess.run(
+            [python, "-c", _LOOKUP, name, PROVENANCE_NAME],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={**os.environ, "PYTHONSAFEPATH": "1"},  # not the working directory's modules
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"--python {python}: cannot run it ({exc})") from None
+    try:
+        found: Any = json.loads(done.stdout) if done.returncode == 0 else ...
+    except ValueError:
+        found = ...
+    if not (found is None or isinstance(found, dict)):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"--python {python}: it is not a working Python ({last})")
+    if found is None:
         raise WheelpatchError(
             f"{name}: no such wheel file, and no distribution of that name is installed in the "
-            f"environment of {environment.interpreter}"
+            f"environment of {python}"
         )
-    dist_info = found[0].dist_info
+    where = found["path"] or name
+    if not found["metadata"]:
+        raise WheelpatchError(f"{where}: the installed distribution has no METADATA")
     try:
-        text = (dist_info / "METADATA").read_bytes()
-    except OSError as exc:
-        raise WheelpatchError(f"{dist_info}/METADATA: cannot read ({exc.strerror})") from None
-    try:
-        document = MetadataDocument.parse(text)
+        document = MetadataDocument.parse(found["metadata"].encode("utf-8"))
     except MetadataError as exc:
-        raise WheelpatchError(f"{dist_info}/METADATA: {exc}") from None
-    try:
-        raw: bytes | None = (dist_info / PROVENANCE_NAME).read_bytes()
-    except FileNotFoundError:
-        raw = None
-    except OSError as exc:
-        raise WheelpatchError(
-            f"{dist_info}/{PROVENANCE_NAME}: cannot read ({exc.strerror})"
-        ) from None
-    provenance = None if raw is None else _load_provenance(raw, str(dist_info))
-    return _summary(document, provenance, str(dist_info))
+        raise WheelpatchError(f"{where}: installed METADATA {exc}") from None
+    raw = found["provenance"]
+    provenance = None if raw is None else _load_provenance(raw, where)
+    return _summary(document, provenance, where)

@@ -6,6 +6,7 @@ the writer copies it. Every refusal names the wheel and the member or field conc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -13,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
 from packaging.utils import (
     BuildTag,
@@ -77,6 +79,14 @@ class SourceWheel:
     @property
     def record_path(self) -> str:
         return f"{self.dist_info}/RECORD"
+
+    def requirement_names(self) -> frozenset[NormalizedName]:
+        """The projects its METADATA requires (any extra or marker); invalid lines are skipped."""
+        names = set()
+        for text in self.metadata.get_all("Requires-Dist"):
+            with contextlib.suppress(InvalidRequirement):
+                names.add(canonicalize_name(Requirement(text).name))
+        return frozenset(names)
 
     @property
     def signatures(self) -> tuple[str, ...]:
