@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,6 +18,7 @@ from wheelpatch.config import read_toml
 
 from .hermetic import hermetic_env
 from .installed_wheels import wheelhouse_of_installed
+from .servers import answers, free_port
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "plugin_examples"
@@ -147,65 +143,6 @@ def online_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         env.pop(key)
     env.update(extra)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-@contextlib.contextmanager
-def pypi_server(
-    directory: Path, command: Sequence[str | Path] | None = None
-) -> Iterator[tuple[str, Path]]:
-    """A real pypiserver on a free 127.0.0.1 port serving ``directory`` (uploads need no password,
-    unknown projects are not redirected to PyPI); yields its URL and its log, stopped by PID.
-
-    ``command`` is how it is started (default ``python -m pypiserver``); ``run -p PORT ...`` is
-    appended."""
-    log = directory.parent / f"{directory.name}-pypiserver.log"
-    prefix = [str(a) for a in command or (sys.executable, "-m", "pypiserver")]
-    for _ in range(3):  # another process may take the free port before the server binds it
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = [
-            *prefix, "run", "-p", str(port), "-i", "127.0.0.1", "-a", ".", "-P", ".",
-            "--disable-fallback", str(directory),
-        ]  # fmt: skip
-        with log.open("ab") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=ENV)
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if _answers(f"{url}/simple/"):
-                break
-            time.sleep(0.05)
-        else:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            continue
-        try:
-            yield url, log
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return
-    pytest.fail(f"pypiserver did not start; its log:\n{log.read_text(errors='replace')}")
 
 
 INSTALLED = """\
@@ -420,7 +357,7 @@ def test_publishing_to_a_private_index_as_the_readme_says(tmp_path: Path) -> Non
     example = tmp_path / "plugin_examples" / "torch-without-triton"
     env = online_env(tmp_path)
     server: subprocess.Popen[bytes] | None = None
-    port = _free_port()
+    port = free_port()
     try:
         for command in commands[1:-1]:
             line = command.replace("8080", str(port)).replace("/tmp/", f"{tmp_path}/")
@@ -436,7 +373,7 @@ def test_publishing_to_a_private_index_as_the_readme_says(tmp_path: Path) -> Non
                     ["bash", "-c", f"exec {start}"], cwd=example, env=env, stdout=log, stderr=log
                 )
             deadline = time.monotonic() + 30
-            while not _answers(f"http://127.0.0.1:{port}/simple/"):
+            while not answers(f"http://127.0.0.1:{port}/simple/"):
                 assert server.poll() is None, (tmp_path / "pypiserver.log").read_text()
                 assert time.monotonic() < deadline, "pypiserver did not answer"
                 time.sleep(0.05)

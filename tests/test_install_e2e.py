@@ -23,14 +23,10 @@ import os
 import resource
 import shlex
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +42,7 @@ from wheelpatch.install_cli import main as install_main
 from .conftest import WheelSpec, build_wheel
 from .hermetic import hermetic_env
 from .installed_wheels import wheelhouse_of_installed
+from .servers import pypi_server
 
 pytestmark = pytest.mark.slow
 
@@ -318,57 +315,11 @@ class Index:
         return f"{self.url}/simple/"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 @contextlib.contextmanager
 def pypiserver(directory: Path) -> Iterator[Index]:
-    """A pypiserver on a free loopback port serving ``directory``; uploads need no password and
-    unknown projects are not redirected to PyPI."""
-    log = directory.parent / f"{directory.name}-pypiserver.log"
-    for _ in range(3):  # another process may take the free port before the server binds it
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable, "-m", "pypiserver", "run", "-p", str(port), "-i", "127.0.0.1",
-            "-a", ".", "-P", ".", "--overwrite", "--disable-fallback", str(directory),
-        ]  # fmt: skip
-        with log.open("ab") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=ENV)
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if _answers(f"{url}/simple/"):
-                break
-            time.sleep(0.05)
-        else:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            continue
-        try:
-            yield Index(url, directory)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return
-    pytest.fail(f"pypiserver did not start; its log:\n{log.read_text(errors='replace')}")
+    """pypiserver serving ``directory``; an upload may replace a file of the same name."""
+    with pypi_server(directory, options=("--overwrite",)) as (url, _):
+        yield Index(url, directory)
 
 
 @pytest.fixture(scope="session")

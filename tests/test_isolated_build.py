@@ -29,7 +29,8 @@ from wheelpatch.config import read_toml
 
 from .hermetic import hermetic_env
 from .installed_wheels import wheelhouse_of_installed
-from .test_examples import online_env, pypi_server
+from .servers import pypi_server
+from .test_examples import online_env
 from .test_hatch_plugin import FORK, ROOT, check_wheel, expected_version, make_repo
 
 pytestmark = pytest.mark.slow
