@@ -32,7 +32,7 @@ What it measures
 
     And, as context, for the ``with`` copy only:
 
-    * ``import hatch_plugin``  -- ``import wheelpatch.hatch_plugin``, timed inside a fresh child
+    * ``import hatch_plugin``  -- ``import wheelpatch.build.hatch``, timed inside a fresh child
                                   that has imported hatchling's wheel builder and metadata first
                                   (what every build-backend hook process that loads the plugin
                                   pays, ``get_requires_for_build_*`` included);
@@ -141,7 +141,7 @@ _IMPORT = """\
 import json, sys, time
 import hatchling.build, hatchling.builders.wheel, hatchling.metadata.core
 start = time.perf_counter()
-import wheelpatch.hatch_plugin
+import wheelpatch.build.hatch
 seconds = time.perf_counter() - start
 with open(sys.argv[1], "w") as stream:
     json.dump({"seconds": seconds}, stream)

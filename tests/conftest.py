@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from wheelpatch.cli import main
+from wheelpatch.cli.wheelpatch import main
 
 DATE = (2020, 2, 2, 12, 0, 0)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from wheelpatch.cli import main
-from wheelpatch.config import read_toml
+from wheelpatch.cli.wheelpatch import main
+from wheelpatch.rules.config import read_toml
 
 from .hermetic import hermetic_env
 from .installed_wheels import wheelhouse_of_installed

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from wheelpatch.config import read_toml
+from wheelpatch.rules.config import read_toml
 
+from .build.test_hatch import FORK, ROOT, check_wheel, expected_version, make_repo
 from .hermetic import hermetic_env
 from .installed_wheels import wheelhouse_of_installed
 from .servers import pypi_server
 from .test_examples import online_env
-from .test_hatch_plugin import FORK, ROOT, check_wheel, expected_version, make_repo
 
 pytestmark = pytest.mark.slow
 

@@ -12,25 +12,25 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "patch_wheel": "api",
-    "plan_wheel": "api",
-    "Config": "config",
-    "Override": "config",
-    "load_config": "config",
-    "parse_config": "config",
+    "patch_wheel": "patch.api",
+    "plan_wheel": "patch.api",
+    "Config": "rules.config",
+    "Override": "rules.config",
+    "load_config": "rules.config",
+    "parse_config": "rules.config",
     "ConfigError": "errors",
     "InvalidWheel": "errors",
     "OutputError": "errors",
     "WheelpatchError": "errors",
-    "Change": "plan",
-    "PatchPlan": "plan",
-    "Unchanged": "plan",
-    "plan_patch": "plan",
-    "RequirementsEdit": "rules",
-    "edit_requirements": "rules",
-    "SourceWheel": "wheel",
-    "read_wheel": "wheel",
-    "write_wheel": "writer",
+    "Change": "patch.plan",
+    "PatchPlan": "patch.plan",
+    "Unchanged": "patch.plan",
+    "plan_patch": "patch.plan",
+    "RequirementsEdit": "rules.requirements",
+    "edit_requirements": "rules.requirements",
+    "SourceWheel": "wheel.source_wheel",
+    "read_wheel": "wheel.source_wheel",
+    "write_wheel": "patch.writer",
 }
 
 __all__ = [
@@ -57,13 +57,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .api import patch_wheel, plan_wheel
-    from .config import Config, Override, load_config, parse_config
     from .errors import ConfigError, InvalidWheel, OutputError, WheelpatchError
-    from .plan import Change, PatchPlan, Unchanged, plan_patch
-    from .rules import RequirementsEdit, edit_requirements
-    from .wheel import SourceWheel, read_wheel
-    from .writer import write_wheel
+    from .patch.api import patch_wheel, plan_wheel
+    from .patch.plan import Change, PatchPlan, Unchanged, plan_patch
+    from .patch.writer import write_wheel
+    from .rules.config import Config, Override, load_config, parse_config
+    from .rules.requirements import RequirementsEdit, edit_requirements
+    from .wheel.source_wheel import SourceWheel, read_wheel
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,1 @@
+"""The two commands, thin adapters: ``wheelpatch`` and ``wheelpatch-install``."""

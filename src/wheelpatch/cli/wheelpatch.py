@@ -1,0 +1,486 @@
+"""The ``wheelpatch`` command: a thin adapter that parses arguments, calls the library and maps
+errors to exit codes.
+
+Exit codes: 0 success; 1 a wheel was refused or failed verification (or, with --strict, an
+override entry matched nothing); 2 usage or configuration error; 3 the output could not be
+written; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from .. import __version__
+from ..errors import (
+    EXIT_CONFIG,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    InvalidWheel,
+    WheelpatchError,
+)
+from ..wheel.digest import FileDigest
+
+if TYPE_CHECKING:
+    from ..patch.batch import Batch
+
+__all__ = ["main"]
+
+_EPILOG = """\
+exit codes:
+  0    success
+  1    a wheel was refused or failed verification (with --strict: an override entry or table
+       matched nothing)
+  2    usage or configuration error
+  3    the output could not be written (exists without --force, disk full, read-only)
+  130  interrupted
+"""
+_SHOW_EPILOG = """\
+exit codes:
+  0    success
+  1    the wheel was refused, or no such distribution is installed
+  2    usage error (or --python is not a working interpreter)
+  130  interrupted
+"""
+_VERIFY_EPILOG = """\
+exit codes:
+  0    every wheel passed
+  1    a wheel was refused or failed verification
+  2    usage error
+  130  interrupted
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit code 2, like every other error
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="wheelpatch",
+        description="Patch the dependency metadata and local version label of existing wheels, "
+        "configured by [tool.wheelpatch] in pyproject.toml.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wheelpatch {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    patch = commands.add_parser(
+        "patch",
+        help="rewrite wheels with the configured overrides and local label",
+        description="Rewrite each WHEEL with the override configured for its project: new local "
+        "version label, edited Requires-Dist/Requires-Python, renamed .dist-info and .data, "
+        "rewritten RECORD and a wheelpatch.json provenance. Unchanged members are copied as raw "
+        "compressed bytes. Wheels no override applies to are reported and left alone. Nothing is "
+        "written unless every wheel can be patched.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    patch.add_argument("wheels", nargs="+", metavar="WHEEL", type=Path)
+    patch.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="pyproject.toml to read [tool.wheelpatch] from (default: the nearest "
+        "one with that table, from the working directory upward)",
+    )
+    patch.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where patched wheels go (default: output-dir from the configuration, "
+        "else the working directory); created if missing",
+    )
+    patch.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the new filename and the METADATA diff; write nothing",
+    )
+    patch.add_argument("--force", action="store_true", help="replace existing output files")
+    patch.add_argument(
+        "--strict",
+        action="store_true",
+        help="an override entry that matches nothing, or an override table that matches no "
+        "wheel given, is an error, not a warning",
+    )
+    patch.add_argument(
+        "--verify",
+        action="store_true",
+        help="before writing, decompress every member and check its CRC-32, size and RECORD "
+        "hash (by default only the structure and RECORD coverage are checked, since members "
+        "are copied without being decompressed)",
+    )
+    patch.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+    show = commands.add_parser(
+        "show",
+        help="print a wheel's or an installed distribution's requirements and provenance",
+        description="Print name, version, Requires-Python, Requires-Dist and the wheelpatch "
+        "provenance (if any) of a wheel file or of a distribution installed in an environment: "
+        "the one of --python, else the active virtual environment ($VIRTUAL_ENV), else the one "
+        "wheelpatch runs in.",
+        epilog=_SHOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("target", metavar="WHEEL|INSTALLED-NAME")
+    show.add_argument(
+        "--python",
+        metavar="PY",
+        help="look up INSTALLED-NAME in that interpreter's environment",
+    )
+    show.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    verify = commands.add_parser(
+        "verify",
+        help="check every CRC, RECORD hash and size, and the wheel's structure",
+        description="Decompress every member (in parallel), checking its CRC-32 and its RECORD "
+        "hash and size, after the structural checks patch makes. Every problem is named.",
+        epilog=_VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("wheels", nargs="+", metavar="WHEEL", type=Path)
+    verify.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    return parser
+
+
+def _error(message: str) -> None:
+    print("error: " + message.replace("\n", " "), file=sys.stderr)
+
+
+class _ReaderMayLeave:
+    """A standard stream whose reader may leave (``| head``, ``2>&1 | head -1``).
+
+    Once a write fails with a broken pipe, the stream's descriptor is pointed at /dev/null and
+    the rest is dropped: the command still does all its work and exits with its real status, and
+    what it says never depends on whether anyone still listens."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.left = False
+
+    def write(self, text: str) -> int:
+        if not self.left:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.left:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def isatty(self) -> bool:
+        return not self.left and self._stream.isatty()
+
+    def _drop(self) -> None:
+        self.left = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())  # nothing buffered fails again at exit
+            os.close(devnull)
+
+
+@contextlib.contextmanager
+def standard_streams() -> Iterator[TextIO]:
+    """stdout to write on, and stderr, both of which the reader may close early."""
+    out = _ReaderMayLeave(sys.stdout)
+    err = _ReaderMayLeave(sys.stderr)
+    with contextlib.redirect_stderr(cast("TextIO", err)):
+        yield cast("TextIO", out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with standard_streams() as out:
+        return _main(args, out)
+
+
+def _main(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        if args.command == "show" and args.json:
+            return _json_on_error(_show, args, out, {"target": args.target})
+        if args.command == "patch":
+            return _patch(args, out)
+        if args.command == "show":
+            return _show(args, out)
+        return _verify(args, out)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except WheelpatchError as exc:
+        for line in getattr(exc, "errors", None) or [str(exc)]:
+            _error(line)
+        return exc.exit_code
+    except OSError as exc:  # a file system failure no check above foresaw: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_OUTPUT
+
+
+def _json_on_error(
+    command: Callable[[argparse.Namespace, TextIO], int],
+    args: argparse.Namespace,
+    out: TextIO,
+    about: dict[str, Any],
+) -> int:
+    """Run ``command``; if it fails, still print one JSON document, saying why (``--json``)."""
+    try:
+        return command(args, out)
+    except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
+        code = (
+            exc.exit_code
+            if isinstance(exc, WheelpatchError)
+            else EXIT_INTERRUPTED
+            if isinstance(exc, KeyboardInterrupt)
+            else EXIT_OUTPUT
+        )
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _message(exc)
+        _dump(out, {**about, "error": message, "exit_code": code})
+        raise
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Each staged output stays open until the batch commits: allow that many files."""
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+    except ImportError:  # pragma: no cover
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        limit = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
+def _patch(args: argparse.Namespace, out: TextIO) -> int:
+    _raise_open_file_limit(2 * len(args.wheels) + 64)
+    # Hash every source in the background (one at a time) from the very start: the provenance
+    # needs it, and it then runs while the rest of wheelpatch loads and the wheels are planned.
+    pool = None if args.dry_run else ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
+    digests: dict[int, FileDigest] = {}
+    # The hashing thread needs the GIL between chunks while this thread plans in Python: hand it
+    # over within 0.5 ms rather than the default 5 ms, or hashing crawls during planning.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    report = _PatchReport(args.wheels, args.dry_run)
+    try:
+        if pool is not None:
+            for index, path in enumerate(args.wheels):
+                with contextlib.suppress(OSError):  # reading the wheel reports the problem
+                    digests[index] = FileDigest(path, pool)
+        return _patch_all(args, out, digests, report)
+    except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
+        if args.json:
+            _dump(out, report.failed(exc))
+        raise
+    finally:
+        for digest in digests.values():
+            digest.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+        sys.setswitchinterval(interval)
+
+
+class _PatchReport:
+    """What ``patch --json`` says, whichever way the command ends: one entry per wheel given."""
+
+    def __init__(self, wheels: Sequence[Path], dry_run: bool) -> None:
+        self.wheels = wheels
+        self.dry_run = dry_run
+        self.batch: Batch | None = None
+
+    def done(self) -> list[dict[str, Any]]:
+        return self.failed(None)
+
+    def failed(self, error: BaseException | None) -> list[dict[str, Any]]:
+        from ..patch.batch import result_json  # noqa: PLC0415
+
+        batch = self.batch
+        failures = batch.failures if batch is not None else {}
+        if error is None:
+            reason = None
+        elif isinstance(error, KeyboardInterrupt):
+            reason = "not written: interrupted"
+        elif failures:
+            reason = "not written: another wheel failed, and a batch is written whole or not at all"
+        else:
+            reason = f"not written: {_message(error)}"
+        entries: list[dict[str, Any]] = []
+        for index, path in enumerate(self.wheels):
+            if index in failures:
+                entries.append(
+                    {"source": str(path), "status": "error", "error": str(failures[index])}
+                )
+            elif batch is not None and index in batch.plans:
+                written = batch.written.get(index)
+                entries.append(result_json(batch.plans[index], written, self.dry_run, reason))
+            else:
+                entries.append({"source": str(path), "status": "not-written", "reason": reason})
+        return entries
+
+
+def _project_names(paths: Sequence[Path]) -> list[str]:
+    """The projects of the wheels given, from their file names (a refused wheel's too)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # noqa: PLC0415
+
+    names: list[str] = []
+    for path in paths:
+        with contextlib.suppress(InvalidWheelFilename):
+            names.append(parse_wheel_filename(path.name)[0])
+    return names
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, WheelpatchError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return "; ".join(getattr(error, "errors", None) or [str(error)])
+
+
+def _patch_all(
+    args: argparse.Namespace, out: TextIO, digests: dict[int, FileDigest], report: _PatchReport
+) -> int:
+    # Imported here, once the hashing has started.
+    from ..patch.batch import plan_batch, write_batch  # noqa: PLC0415
+    from ..patch.plan import Unchanged  # noqa: PLC0415
+    from ..rules.config import load_config  # noqa: PLC0415
+
+    config = load_config(args.config)
+    if args.config is None:
+        print(f"wheelpatch: using configuration {config.path}", file=sys.stderr)
+    out_dir: Path = args.output_dir or config.output_dir or Path.cwd()
+    batch = plan_batch(args.wheels, config, strict=args.strict, verify=args.verify, digests=digests)
+    report.batch = batch
+    # A table matches a wheel given or a project one of them requires (the config of a torch
+    # wheelhouse has a triton table, and patching torch alone does not misspell it).
+    names = _project_names(args.wheels)
+    names += [n for plan in batch.plans.values() for n in plan.wheel.requirement_names()]
+    unmatched = config.unmatched_overrides(names, "no wheel given")
+    if args.strict and unmatched and not batch.failures:
+        raise InvalidWheel("; ".join(unmatched) + " (--strict)")
+    for warning in [*batch.warnings, *unmatched]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if batch.failures:
+        for failure in batch.failures.values():
+            _error(str(failure))
+        if args.json:
+            _dump(out, report.failed(next(iter(batch.failures.values()))))
+        return max(e.exit_code for e in batch.failures.values())
+    if not args.dry_run and batch.to_write:
+        try:
+            write_batch(batch, out_dir, force=args.force, digests=digests)
+        except WheelpatchError as exc:
+            _error(str(exc))
+            if args.json:
+                _dump(out, report.failed(exc))
+            return exc.exit_code
+    if args.json:
+        _dump(out, report.done())
+        return EXIT_OK
+    for index, plan in batch.plans.items():
+        if isinstance(plan, Unchanged):
+            print(f"{plan.wheel.filename}: unchanged ({plan.reason})", file=out)
+            continue
+        target = batch.written.get(index) or out_dir / plan.filename
+        verb = "would be written as" if args.dry_run else "->"
+        print(
+            f"{plan.wheel.filename} {verb} {target} ({plan.old_version} -> {plan.new_version})",
+            file=out,
+        )
+        for line in plan.change_lines():
+            print(f"    {line}", file=out)
+        if args.dry_run:
+            out.write(plan.metadata_diff())
+    return EXIT_OK
+
+
+def _dump(out: TextIO, data: object) -> None:
+    json.dump(data, out, indent=2)
+    out.write("\n")
+
+
+def _show(args: argparse.Namespace, out: TextIO) -> int:
+    from ..patch.show import describe_target  # noqa: PLC0415
+    from ..wheel.metadata import describe_change  # noqa: PLC0415 - only this command needs them
+
+    if args.python is None and not (args.target.endswith(".whl") or Path(args.target).is_file()):
+        from ..install.environment import default_interpreter  # noqa: PLC0415
+
+        args.python = default_interpreter()  # the active virtual environment's, as installs do
+    info = describe_target(args.target, args.python)
+    if args.json:
+        _dump(out, info)
+        return EXIT_OK
+    print(f"Name: {info['name']}", file=out)
+    print(f"Version: {info['version']}", file=out)
+    if info["requires_python"]:
+        print(f"Requires-Python: {info['requires_python']}", file=out)
+    print("Requires-Dist:" if info["requires_dist"] else "Requires-Dist: (none)", file=out)
+    for requirement in info["requires_dist"]:
+        print(f"  {requirement}", file=out)
+    provenance = info["provenance"]
+    if provenance is None:
+        print("Provenance: none (not patched by wheelpatch)", file=out)
+    elif not isinstance(provenance, dict):
+        print("Provenance: unreadable (wheelpatch.json is not a JSON object)", file=out)
+    else:
+        source = provenance.get("source")
+        build = provenance.get("build")
+        if isinstance(source, dict):
+            origin = f"patched by wheelpatch {provenance.get('wheelpatch')} from "
+            origin += f"{source.get('filename')} (sha256 {source.get('sha256')})"
+        elif isinstance(build, dict):
+            origin = f"built by {build.get('backend')} {build.get('hatchling')} with the "
+            origin += f"wheelpatch {provenance.get('wheelpatch')} plugin"
+        else:
+            origin = f"wheelpatch {provenance.get('wheelpatch')}"
+        git = provenance.get("git")
+        if isinstance(git, dict):
+            origin += f"; git {git.get('describe')}" + (" (dirty)" if git.get("dirty") else "")
+        print(f"Provenance: {origin}", file=out)
+        changes = provenance.get("changes")
+        for change in changes if isinstance(changes, list) else []:
+            if not isinstance(change, dict):
+                continue
+            line = describe_change(
+                str(change.get("action")),
+                str(change.get("field")),
+                change.get("before"),
+                change.get("after"),
+            )
+            rule = change.get("rule")
+            print(f"  {line}" + (f"  ({rule})" if rule else ""), file=out)
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    from ..wheel.verify import verify_wheel  # noqa: PLC0415 - only this command needs it
+
+    reports = [verify_wheel(path) for path in args.wheels]
+    if args.json:
+        _dump(out, [r.as_json() for r in reports])
+    else:
+        for report in reports:
+            if report.ok:
+                print(f"{report.wheel}: OK ({report.files} files checked)", file=out)
+            for problem in report.problems:
+                _error(problem)
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_INPUT

@@ -1,0 +1,3 @@
+"""``wheelpatch-install``'s engine: the target environment, resolution through pip, installer's
+source and destination, the stash and transaction, and the pipeline joining them.
+"""

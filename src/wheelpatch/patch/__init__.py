@@ -1,0 +1,3 @@
+"""Patching wheel files: the pure plan, the archive writer, batches, provenance, ``show`` and
+the library entry points.
+"""

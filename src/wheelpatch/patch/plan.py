@@ -1,0 +1,227 @@
+"""The pure planning step: what patching one wheel would change, with nothing written.
+
+A :class:`PatchPlan` holds the new version and file name, the renamed directories, the new METADATA
+bytes, every change with its before and after text, and how RECORD is rewritten. The archive writer
+and the installer carry a plan out; ``--dry-run`` just prints it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from packaging.version import Version
+
+from ..errors import InvalidWheel
+from ..rules.config import Config, Override
+from ..rules.labels import relabel
+from ..rules.requirements import edit_requirements
+from ..wheel.metadata import Change
+from ..wheel.record import Record, RecordRow, digest_bytes
+from ..wheel.source_wheel import SourceWheel
+from .provenance import PROVENANCE_NAME
+
+__all__ = ["PROVENANCE_NAME", "Change", "PatchPlan", "Unchanged", "plan_patch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A wheel that no override applies to: it is left as it is."""
+
+    wheel: SourceWheel
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PatchPlan:
+    wheel: SourceWheel
+    override: Override
+    config_path: str | None
+    new_version: Version
+    filename: str
+    dist_info: str
+    data_dir: str | None
+    metadata: bytes
+    changes: tuple[Change, ...]
+    #: Source members left out of the output (signatures, which any change invalidates).
+    dropped: tuple[str, ...]
+    warnings: tuple[str, ...]
+    git: Mapping[str, object] | None = field(default=None, compare=False)
+
+    @property
+    def old_version(self) -> Version:
+        return self.wheel.version
+
+    @property
+    def metadata_path(self) -> str:
+        return f"{self.dist_info}/METADATA"
+
+    @property
+    def record_path(self) -> str:
+        return f"{self.dist_info}/RECORD"
+
+    @property
+    def provenance_path(self) -> str:
+        return f"{self.dist_info}/{PROVENANCE_NAME}"
+
+    @property
+    def replaced(self) -> frozenset[str]:
+        """Source members not copied: written fresh, dropped, or superseded."""
+        source = self.wheel
+        return frozenset(
+            {
+                source.metadata_path,
+                source.record_path,
+                f"{source.dist_info}/{PROVENANCE_NAME}",
+                *self.dropped,
+            }
+        )
+
+    def rename(self, name: str) -> str:
+        """Where source member ``name`` goes in the patched wheel."""
+        top, sep, rest = name.partition("/")
+        if top == self.wheel.dist_info:
+            return f"{self.dist_info}{sep}{rest}"
+        if top == self.wheel.data_dir and self.data_dir is not None:
+            return f"{self.data_dir}{sep}{rest}"
+        return name
+
+    def record(self, provenance: bytes) -> bytes:
+        """The new RECORD, given the provenance file's bytes."""
+        source: Record = self.wheel.record
+        rows: list[RecordRow] = []
+        meta_hash, meta_size = digest_bytes(self.metadata)
+        replaced = self.replaced
+        for row in source.rows:
+            if row.path in replaced and row.path != self.wheel.metadata_path:
+                continue
+            new_path = self.rename(row.path)
+            if row.path == self.wheel.metadata_path:
+                rows.append(source.row(new_path, meta_hash, meta_size))
+            elif new_path != row.path:
+                rows.append(source.row(new_path, row.hash, row.size))
+            else:
+                rows.append(row)
+        prov_hash, prov_size = digest_bytes(provenance)
+        rows.append(source.row(self.provenance_path, prov_hash, prov_size))
+        rows.append(source.row(self.record_path, "", ""))
+        return Record.render(rows)
+
+    def metadata_diff(self) -> str:
+        old = self.wheel.metadata_bytes.decode("utf-8").splitlines(keepends=True)
+        new = self.metadata.decode("utf-8").splitlines(keepends=True)
+        return "".join(
+            difflib.unified_diff(
+                old, new, f"a/{self.wheel.metadata_path}", f"b/{self.metadata_path}"
+            )
+        )
+
+    def change_lines(self) -> list[str]:
+        """Every change but the version's, one line each, then the members dropped."""
+        lines = [c.describe() for c in self.changes if c.field != "Version"]
+        lines += [f"dropped {name} (a signature the change invalidates)" for name in self.dropped]
+        return lines
+
+
+def _rename_dir(directory: str, version: Version, suffix: str) -> str:
+    name = directory.removesuffix(suffix).rpartition("-")[0]
+    return f"{name}-{version}{suffix}"
+
+
+def plan_patch(
+    wheel: SourceWheel, config: Config, *, strict: bool = False
+) -> PatchPlan | Unchanged:
+    """Say what patching ``wheel`` with ``config`` changes. Pure: reads and writes nothing.
+
+    Raises :class:`InvalidWheel` for METADATA the override cannot be applied to, and, with
+    ``strict``, for override entries that match nothing.
+    """
+    where = wheel.filename
+    override = config.override_for(wheel.name)
+    if override is None:
+        return Unchanged(wheel, f"no override for {wheel.name!r}")
+    if not override.applies_to(wheel.version):
+        return Unchanged(
+            wheel, f"version {wheel.version} is outside {override.key}.versions {override.versions}"
+        )
+    document = wheel.metadata
+    replace: dict[int, str | None] = {}
+    insert: dict[int, list[tuple[str, str]]] = {}
+    changes: list[Change] = []
+
+    new_version = relabel(wheel.version, override.label, override.label_mode)
+    version_index = document.indices("Version")[0]
+    if new_version != wheel.version:
+        replace[version_index] = str(new_version)
+        changes.append(
+            Change(
+                "Version",
+                "set",
+                document.headers[version_index].value,
+                str(new_version),
+                override.label_key,
+            )
+        )
+
+    dist_indices = document.indices("Requires-Dist")
+    values = [document.headers[i].value for i in dist_indices]
+    try:
+        edit = edit_requirements(override, values)
+    except ValueError as exc:
+        raise InvalidWheel(f"{where}: METADATA {exc}") from None
+    for index, result in zip(dist_indices, edit.results, strict=True):
+        if result != document.headers[index].value:
+            replace[index] = result
+    for change in edit.changes:
+        changes.append(
+            Change("Requires-Dist", change.action, change.before, change.after, change.rule)
+        )
+    if edit.added:
+        anchor = dist_indices[-1] if dist_indices else len(document.headers) - 1
+        insert.setdefault(anchor, []).extend(("Requires-Dist", text) for text in edit.added)
+
+    if override.requires_python is not None:
+        rp_indices = document.indices("Requires-Python")
+        rule = f"{override.key}.requires-python"
+        if rp_indices:
+            before = document.headers[rp_indices[0]].value
+            if before != override.requires_python:
+                replace[rp_indices[0]] = override.requires_python
+                changes.append(
+                    Change("Requires-Python", "set", before, override.requires_python, rule)
+                )
+        else:
+            insert.setdefault(version_index, []).insert(
+                0, ("Requires-Python", override.requires_python)
+            )
+            changes.append(Change("Requires-Python", "set", None, override.requires_python, rule))
+
+    warnings = tuple(
+        f"{where}: {key} matches no Requires-Dist of {wheel.name} {wheel.version}"
+        for key in edit.unmatched
+    )
+    if strict and warnings:
+        raise InvalidWheel("; ".join(warnings) + " (--strict)")
+    if not changes:
+        return Unchanged(wheel, f"{override.key} changes nothing in {wheel.name} {wheel.version}")
+
+    stem = where.removesuffix(".whl")
+    _, _, rest = stem.split("-", 2)
+    filename = f"{stem.split('-', 1)[0]}-{new_version}-{rest}.whl"
+    return PatchPlan(
+        wheel=wheel,
+        override=override,
+        config_path=config.display_path,
+        new_version=new_version,
+        filename=filename,
+        dist_info=_rename_dir(wheel.dist_info, new_version, ".dist-info"),
+        data_dir=None
+        if wheel.data_dir is None
+        else _rename_dir(wheel.data_dir, new_version, ".data"),
+        metadata=document.render(replace, insert),
+        changes=tuple(changes),
+        dropped=wheel.signatures,
+        warnings=warnings,
+        git=config.git.as_json() if config.git is not None else None,
+    )

@@ -1,0 +1,137 @@
+"""``{dist-info}/wheelpatch.json``: what was changed, from what, by which configuration.
+
+The document is deterministic: keys in a fixed order, no wall-clock time unless
+``SOURCE_DATE_EPOCH`` is set (then ``created`` holds that instant).
+
+Schema (``"schema": 1``):
+
+- ``wheelpatch``: the version that wrote it.
+- ``source``: ``filename`` and ``sha256`` (hex) of the wheel that was patched.
+- ``project``; ``version``: ``before`` and ``after``; ``filename``: the patched wheel's name.
+- ``changes``: one object per edit of METADATA: ``field``, ``action`` (set, remove, replace,
+  relax, add), ``before``, ``after`` (null where there is none) and ``rule`` (the TOML key).
+- ``config``: ``path`` (relative to its repository root, else its file name), ``override`` (the
+  TOML key of the table applied) and ``digest`` (sha256 of that table and the label used).
+- ``dropped``: members left out (signatures, which any change invalidates).
+- ``git``: ``describe``, ``commit`` and ``dirty`` when the label came from git, else null.
+- ``created``: ISO 8601 UTC time from ``SOURCE_DATE_EPOCH``, or null.
+
+A wheel or sdist built by hatchling with the plugin carries the same document with ``source`` and
+``filename`` null (nothing was patched; hatchling names the file), ``version.before`` the version
+before labelling, ``git`` whenever the project is in a git repository with a tag, and one more key:
+
+- ``build``: ``backend`` (``"hatchling"``), ``hatchling`` (its version), ``target`` (``wheel`` or
+  ``sdist``) and ``from-sdist`` (true when the wheel was built from an unpacked sdist, whose
+  document this one carries on).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from ..rules.config import Override
+    from ..rules.git import GitDescribe
+    from ..wheel.metadata import Change
+    from .plan import PatchPlan
+
+__all__ = [
+    "PROVENANCE_NAME",
+    "SCHEMA_VERSION",
+    "build_provenance_document",
+    "encode",
+    "provenance_document",
+    "render_provenance",
+]
+
+SCHEMA_VERSION = 1
+#: The provenance document's name in a ``.dist-info`` directory.
+PROVENANCE_NAME = "wheelpatch.json"
+
+
+def _created(source_date_epoch: str | None) -> str | None:
+    if not source_date_epoch:
+        return None
+    instant = datetime.fromtimestamp(int(source_date_epoch), timezone.utc)
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode(document: Mapping[str, Any]) -> bytes:
+    """The document as written to ``wheelpatch.json``: indented UTF-8 JSON, one final newline."""
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def build_provenance_document(
+    *,
+    project: str,
+    before: Version,
+    after: Version,
+    changes: Sequence[Change],
+    config_path: str | None,
+    override: Override | None,
+    git: GitDescribe | None,
+    target: str,
+    hatchling: str,
+    from_sdist: bool = False,
+    source_date_epoch: str | None = None,
+) -> dict[str, Any]:
+    """The provenance of a wheel or sdist hatchling builds with the plugin."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "wheelpatch": __version__,
+        "source": None,
+        "project": project,
+        "version": {"before": str(before), "after": str(after)},
+        "filename": None,
+        "changes": [c.as_json() for c in changes],
+        "config": {
+            "path": config_path,
+            "override": override.key if override is not None else None,
+            "digest": override.digest if override is not None else None,
+        },
+        "dropped": [],
+        "git": git.as_json() if git is not None else None,
+        "created": _created(source_date_epoch),
+        "build": {
+            "backend": "hatchling",
+            "hatchling": hatchling,
+            "target": target,
+            "from-sdist": from_sdist,
+        },
+    }
+
+
+def provenance_document(
+    plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
+) -> dict[str, Any]:
+    git: Mapping[str, object] | None = plan.git
+    return {
+        "schema": SCHEMA_VERSION,
+        "wheelpatch": __version__,
+        "source": {"filename": plan.wheel.filename, "sha256": source_sha256},
+        "project": plan.wheel.name,
+        "version": {"before": str(plan.old_version), "after": str(plan.new_version)},
+        "filename": plan.filename,
+        "changes": [c.as_json() for c in plan.changes],
+        "config": {
+            "path": plan.config_path,
+            "override": plan.override.key,
+            "digest": plan.override.digest,
+        },
+        "dropped": list(plan.dropped),
+        "git": dict(git) if git is not None else None,
+        "created": _created(source_date_epoch),
+    }
+
+
+def render_provenance(
+    plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
+) -> bytes:
+    return encode(provenance_document(plan, source_sha256, source_date_epoch))

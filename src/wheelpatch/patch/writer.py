@@ -1,0 +1,241 @@
+"""Carrying out a :class:`~wheelpatch.plan.PatchPlan`: the patched wheel, written atomically.
+
+Unchanged members are copied as raw compressed bytes (in the kernel where possible) while another
+thread hashes the source for the provenance; only METADATA, ``wheelpatch.json`` and RECORD are
+written fresh, last, with RECORD at the very end. The output is a temporary file in the output
+directory, renamed into place only when complete; on any error it is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, InvalidWheel, OutputError
+from ..wheel.archive import ArchiveWriter
+from ..wheel.digest import FileDigest
+from .plan import PatchPlan
+from .provenance import render_provenance
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no leftover sweeping
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["StagedWheel", "stage_wheel", "write_wheel"]
+
+#: A temporary file untouched for this long, and unlocked, was left by a killed run.
+_LEFTOVER_AGE = 2.0
+
+
+def _source_date_epoch() -> str | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ConfigError([f"SOURCE_DATE_EPOCH: {value!r} is not a whole number of seconds"])
+    return value
+
+
+@dataclass(slots=True)
+class StagedWheel:
+    """A complete patched wheel under a temporary name, waiting to be renamed into place.
+
+    The temporary file stays open and locked until it is committed or discarded, so that a
+    concurrent run never mistakes it for the leftover of a killed one."""
+
+    plan: PatchPlan
+    temp: Path
+    target: Path
+    fd: int = -1
+
+    def commit(self, *, force: bool = False) -> Path:
+        """Move the wheel to its final name; without ``force`` an existing file is an error.
+
+        Whatever happens (an error, Ctrl-C), the temporary name is gone afterwards."""
+        exists = OutputError(f"{self.target}: already exists (pass --force to replace it)")
+        try:
+            if force:
+                os.replace(self.temp, self.target)
+            else:
+                try:
+                    os.link(self.temp, self.target)  # fails if the target exists: no clobbering
+                except FileExistsError:
+                    raise exists from None
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                        raise
+                    if self.target.exists():  # no hard links here: check, then rename
+                        raise exists from None
+                    os.replace(self.temp, self.target)
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write ({exc.strerror})") from None
+        finally:
+            self.discard()
+        return self.target
+
+    def discard(self) -> None:
+        # Not there (never created, already renamed) or not removable (a read-only directory,
+        # where it could not have been created either): nothing more to do.
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp)
+        self._release()
+
+    def _release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock of a temporary file; False if another process holds it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _sweep_leftovers(out_dir: Path, filename: str) -> None:
+    """Remove temporary files of ``filename`` left by a killed run: unlocked and not fresh."""
+    if fcntl is None:
+        return
+    for path in out_dir.glob(f".{glob.escape(filename)}.*.tmp"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd) and time.time() - os.fstat(fd).st_mtime > _LEFTOVER_AGE:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        finally:
+            os.close(fd)
+
+
+def _target(plan: PatchPlan, out_dir: Path, force: bool) -> Path:
+    target = out_dir / plan.filename
+    if not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: output directory does not exist")
+    with contextlib.suppress(FileNotFoundError):
+        if target.samefile(plan.wheel.path):
+            raise OutputError(
+                f"{target}: the output would replace the input wheel; choose another -o directory"
+            )
+    if target.exists() and not force:
+        raise OutputError(f"{target}: already exists (pass --force to replace it)")
+    _sweep_leftovers(out_dir, plan.filename)
+    return target
+
+
+def stage_wheel(
+    plan: PatchPlan, out_dir: Path, *, force: bool = False, digest: FileDigest | None = None
+) -> StagedWheel:
+    """Write the patched wheel to a temporary file in ``out_dir`` (the final name is checked
+    first). Call :meth:`StagedWheel.commit` or :meth:`StagedWheel.discard` on the result.
+
+    ``digest`` is the source's hash if the caller started it early; it is closed here."""
+    try:
+        epoch = _source_date_epoch()
+        target = _target(plan, out_dir, force)
+        source = plan.wheel
+        try:
+            if digest is None:
+                digest = FileDigest(source.path)
+            src = os.open(source.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise InvalidWheel(f"{source.filename}: cannot open ({exc.strerror})") from None
+        try:
+            return _stage(plan, src, target, digest, epoch)
+        finally:
+            os.close(src)
+    finally:
+        if digest is not None:
+            digest.close()
+
+
+def _stage(
+    plan: PatchPlan, src: int, target: Path, digest: FileDigest, epoch: str | None
+) -> StagedWheel:
+    source = plan.wheel
+    info = os.fstat(src)
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if identity != source.identity or digest.identity != source.identity:
+        raise InvalidWheel(f"{source.filename}: changed on disk since it was read")
+    temp = target.parent / f".{plan.filename}.{secrets.token_hex(4)}.tmp"
+    # Registered before the file exists, so that an interruption right after its creation
+    # still removes it.
+    staged = StagedWheel(plan, temp, target)
+    try:
+        try:
+            dst = staged.fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except OSError as exc:
+            raise OutputError(
+                f"{target.parent}: cannot create a file there ({exc.strerror})"
+            ) from None
+        _lock(dst)
+        _preallocate(dst, info.st_size)
+        size = _write(plan, src, dst, digest, epoch)
+        os.ftruncate(dst, size)  # give back what the preallocation over-estimated
+    except BaseException as exc:
+        staged.discard()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"{target}: cannot write ({exc.strerror})") from None
+        raise
+    return staged
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the output's blocks up front (about the source's size): the file system allocates
+    them in one go, which makes the copy faster and steadier, and a full disk fails here, early."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:
+        return
+    try:
+        fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        # Not supported by this file system (EOPNOTSUPP, EINVAL, ...): write without it.
+
+
+def _write(plan: PatchPlan, src: int, dst: int, digest: FileDigest, epoch: str | None) -> int:
+    source = plan.wheel
+    writer = ArchiveWriter(dst)
+    skipped = plan.replaced
+    dist_info_prefix = source.dist_info + "/"
+    tail = []
+    for member in source.archive.members:
+        if member.name.startswith(dist_info_prefix):
+            tail.append(member)
+        else:
+            writer.copy(src, member, plan.rename(member.name))
+    for member in tail:
+        if member.name == source.metadata_path:
+            writer.add(member, plan.metadata_path, plan.metadata)
+        elif member.name not in skipped:
+            writer.copy(src, member, plan.rename(member.name))
+    record_member = source.member(source.record_path)
+    provenance = render_provenance(plan, digest.result(), epoch)
+    writer.add(record_member, plan.provenance_path, provenance)
+    writer.add(record_member, plan.record_path, plan.record(provenance))
+    writer.finish(source.archive.comment)
+    return writer.size
+
+
+def write_wheel(plan: PatchPlan, out_dir: Path, *, force: bool = False) -> Path:
+    """Write the patched wheel into ``out_dir`` and return its path."""
+    staged = stage_wheel(plan, out_dir, force=force)
+    return staged.commit(force=force)
