@@ -20,9 +20,11 @@ from ..rules.requirements import edit_requirements
 from ..wheel.metadata import Change
 from ..wheel.record import Record, RecordRow, digest_bytes
 from ..wheel.source_wheel import SourceWheel
-from .provenance import PROVENANCE_NAME
 
 __all__ = ["PROVENANCE_NAME", "Change", "PatchPlan", "Unchanged", "plan_patch"]
+
+#: The provenance document's name in a ``.dist-info`` directory (written by ``provenance``).
+PROVENANCE_NAME = "wheelpatch.json"
 
 
 @dataclass(frozen=True, slots=True)

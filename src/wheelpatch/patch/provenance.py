@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .plan import PROVENANCE_NAME
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -52,8 +53,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-#: The provenance document's name in a ``.dist-info`` directory.
-PROVENANCE_NAME = "wheelpatch.json"
 
 
 def _created(source_date_epoch: str | None) -> str | None:
@@ -66,6 +65,40 @@ def _created(source_date_epoch: str | None) -> str | None:
 def encode(document: Mapping[str, Any]) -> bytes:
     """The document as written to ``wheelpatch.json``: indented UTF-8 JSON, one final newline."""
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _document(
+    *,
+    source: Mapping[str, str] | None,
+    project: str,
+    before: Version,
+    after: Version,
+    filename: str | None,
+    changes: Sequence[Change],
+    config_path: str | None,
+    override: Override | None,
+    dropped: Sequence[str],
+    git: Mapping[str, object] | None,
+    source_date_epoch: str | None,
+) -> dict[str, Any]:
+    """The keys every provenance document has, in their fixed order."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "wheelpatch": __version__,
+        "source": dict(source) if source is not None else None,
+        "project": project,
+        "version": {"before": str(before), "after": str(after)},
+        "filename": filename,
+        "changes": [c.as_json() for c in changes],
+        "config": {
+            "path": config_path,
+            "override": override.key if override is not None else None,
+            "digest": override.digest if override is not None else None,
+        },
+        "dropped": list(dropped),
+        "git": dict(git) if git is not None else None,
+        "created": _created(source_date_epoch),
+    }
 
 
 def build_provenance_document(
@@ -83,52 +116,45 @@ def build_provenance_document(
     source_date_epoch: str | None = None,
 ) -> dict[str, Any]:
     """The provenance of a wheel or sdist hatchling builds with the plugin."""
-    return {
-        "schema": SCHEMA_VERSION,
-        "wheelpatch": __version__,
-        "source": None,
-        "project": project,
-        "version": {"before": str(before), "after": str(after)},
-        "filename": None,
-        "changes": [c.as_json() for c in changes],
-        "config": {
-            "path": config_path,
-            "override": override.key if override is not None else None,
-            "digest": override.digest if override is not None else None,
-        },
-        "dropped": [],
-        "git": git.as_json() if git is not None else None,
-        "created": _created(source_date_epoch),
-        "build": {
-            "backend": "hatchling",
-            "hatchling": hatchling,
-            "target": target,
-            "from-sdist": from_sdist,
-        },
+    document = _document(
+        source=None,
+        project=project,
+        before=before,
+        after=after,
+        filename=None,
+        changes=changes,
+        config_path=config_path,
+        override=override,
+        dropped=(),
+        git=git.as_json() if git is not None else None,
+        source_date_epoch=source_date_epoch,
+    )
+    document["build"] = {
+        "backend": "hatchling",
+        "hatchling": hatchling,
+        "target": target,
+        "from-sdist": from_sdist,
     }
+    return document
 
 
 def provenance_document(
     plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
 ) -> dict[str, Any]:
-    git: Mapping[str, object] | None = plan.git
-    return {
-        "schema": SCHEMA_VERSION,
-        "wheelpatch": __version__,
-        "source": {"filename": plan.wheel.filename, "sha256": source_sha256},
-        "project": plan.wheel.name,
-        "version": {"before": str(plan.old_version), "after": str(plan.new_version)},
-        "filename": plan.filename,
-        "changes": [c.as_json() for c in plan.changes],
-        "config": {
-            "path": plan.config_path,
-            "override": plan.override.key,
-            "digest": plan.override.digest,
-        },
-        "dropped": list(plan.dropped),
-        "git": dict(git) if git is not None else None,
-        "created": _created(source_date_epoch),
-    }
+    """The provenance of a patched wheel (a file, or a wheel being installed)."""
+    return _document(
+        source={"filename": plan.wheel.filename, "sha256": source_sha256},
+        project=plan.wheel.name,
+        before=plan.old_version,
+        after=plan.new_version,
+        filename=plan.filename,
+        changes=plan.changes,
+        config_path=plan.config_path,
+        override=plan.override,
+        dropped=plan.dropped,
+        git=plan.git,
+        source_date_epoch=source_date_epoch,
+    )
 
 
 def render_provenance(
