@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import __version__
 from ..errors import (
-    EXIT_CONFIG,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -29,6 +26,7 @@ from ..errors import (
     WheelpatchError,
 )
 from ..wheel.digest import FileDigest
+from .terminal import Parser, dump, error, json_on_error, message, standard_streams
 
 if TYPE_CHECKING:
     from ..patch.batch import Batch
@@ -60,13 +58,8 @@ exit codes:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit code 2, like every other error
-        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="wheelpatch",
         description="Patch the dependency metadata and local version label of existing wheels, "
         "configured by [tool.wheelpatch] in pyproject.toml.",
@@ -75,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wheelpatch {__version__}")
     commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
 
     patch = commands.add_parser(
@@ -157,56 +150,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str) -> None:
-    print("error: " + message.replace("\n", " "), file=sys.stderr)
-
-
-class _ReaderMayLeave:
-    """A standard stream whose reader may leave (``| head``, ``2>&1 | head -1``).
-
-    Once a write fails with a broken pipe, the stream's descriptor is pointed at /dev/null and
-    the rest is dropped: the command still does all its work and exits with its real status, and
-    what it says never depends on whether anyone still listens."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self.left = False
-
-    def write(self, text: str) -> int:
-        if not self.left:
-            try:
-                self._stream.write(text)
-            except BrokenPipeError:
-                self._drop()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.left:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._drop()
-
-    def isatty(self) -> bool:
-        return not self.left and self._stream.isatty()
-
-    def _drop(self) -> None:
-        self.left = True
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())  # nothing buffered fails again at exit
-            os.close(devnull)
-
-
-@contextlib.contextmanager
-def standard_streams() -> Iterator[TextIO]:
-    """stdout to write on, and stderr, both of which the reader may close early."""
-    out = _ReaderMayLeave(sys.stdout)
-    err = _ReaderMayLeave(sys.stderr)
-    with contextlib.redirect_stderr(cast("TextIO", err)):
-        yield cast("TextIO", out)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     with standard_streams() as out:
@@ -216,45 +159,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.command == "show" and args.json:
-            return _json_on_error(_show, args, out, {"target": args.target})
+            return json_on_error(_show, args, out, {"target": args.target})
         if args.command == "patch":
             return _patch(args, out)
         if args.command == "show":
             return _show(args, out)
         return _verify(args, out)
     except KeyboardInterrupt:
-        _error("interrupted")
+        error("interrupted")
         return EXIT_INTERRUPTED
     except WheelpatchError as exc:
         for line in getattr(exc, "errors", None) or [str(exc)]:
-            _error(line)
+            error(line)
         return exc.exit_code
     except OSError as exc:  # a file system failure no check above foresaw: still one line
         where = f"{exc.filename}: " if exc.filename else ""
-        _error(f"{where}{exc.strerror or exc}")
+        error(f"{where}{exc.strerror or exc}")
         return EXIT_OUTPUT
-
-
-def _json_on_error(
-    command: Callable[[argparse.Namespace, TextIO], int],
-    args: argparse.Namespace,
-    out: TextIO,
-    about: dict[str, Any],
-) -> int:
-    """Run ``command``; if it fails, still print one JSON document, saying why (``--json``)."""
-    try:
-        return command(args, out)
-    except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
-        code = (
-            exc.exit_code
-            if isinstance(exc, WheelpatchError)
-            else EXIT_INTERRUPTED
-            if isinstance(exc, KeyboardInterrupt)
-            else EXIT_OUTPUT
-        )
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _message(exc)
-        _dump(out, {**about, "error": message, "exit_code": code})
-        raise
 
 
 def _raise_open_file_limit(needed: int) -> None:
@@ -289,7 +210,7 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
         return _patch_all(args, out, digests, report)
     except (WheelpatchError, OSError, KeyboardInterrupt) as exc:
         if args.json:
-            _dump(out, report.failed(exc))
+            dump(out, report.failed(exc))
         raise
     finally:
         for digest in digests.values():
@@ -322,7 +243,7 @@ class _PatchReport:
         elif failures:
             reason = "not written: another wheel failed, and a batch is written whole or not at all"
         else:
-            reason = f"not written: {_message(error)}"
+            reason = f"not written: {message(error)}"
         entries: list[dict[str, Any]] = []
         for index, path in enumerate(self.wheels):
             if index in failures:
@@ -346,13 +267,6 @@ def _project_names(paths: Sequence[Path]) -> list[str]:
         with contextlib.suppress(InvalidWheelFilename):
             names.append(parse_wheel_filename(path.name)[0])
     return names
-
-
-def _message(error: BaseException) -> str:
-    if isinstance(error, OSError) and not isinstance(error, WheelpatchError):
-        where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror or error}"
-    return "; ".join(getattr(error, "errors", None) or [str(error)])
 
 
 def _patch_all(
@@ -380,20 +294,20 @@ def _patch_all(
         print(f"warning: {warning}", file=sys.stderr)
     if batch.failures:
         for failure in batch.failures.values():
-            _error(str(failure))
+            error(str(failure))
         if args.json:
-            _dump(out, report.failed(next(iter(batch.failures.values()))))
+            dump(out, report.failed(next(iter(batch.failures.values()))))
         return max(e.exit_code for e in batch.failures.values())
     if not args.dry_run and batch.to_write:
         try:
             write_batch(batch, out_dir, force=args.force, digests=digests)
         except WheelpatchError as exc:
-            _error(str(exc))
+            error(str(exc))
             if args.json:
-                _dump(out, report.failed(exc))
+                dump(out, report.failed(exc))
             return exc.exit_code
     if args.json:
-        _dump(out, report.done())
+        dump(out, report.done())
         return EXIT_OK
     for index, plan in batch.plans.items():
         if isinstance(plan, Unchanged):
@@ -412,11 +326,6 @@ def _patch_all(
     return EXIT_OK
 
 
-def _dump(out: TextIO, data: object) -> None:
-    json.dump(data, out, indent=2)
-    out.write("\n")
-
-
 def _show(args: argparse.Namespace, out: TextIO) -> int:
     from ..patch.show import describe_target  # noqa: PLC0415
     from ..wheel.metadata import describe_change  # noqa: PLC0415 - only this command needs them
@@ -427,7 +336,7 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
         args.python = default_interpreter()  # the active virtual environment's, as installs do
     info = describe_target(args.target, args.python)
     if args.json:
-        _dump(out, info)
+        dump(out, info)
         return EXIT_OK
     print(f"Name: {info['name']}", file=out)
     print(f"Version: {info['version']}", file=out)
@@ -476,11 +385,11 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
     reports = [verify_wheel(path) for path in args.wheels]
     if args.json:
-        _dump(out, [r.as_json() for r in reports])
+        dump(out, [r.as_json() for r in reports])
     else:
         for report in reports:
             if report.ok:
                 print(f"{report.wheel}: OK ({report.files} files checked)", file=out)
             for problem in report.problems:
-                _error(problem)
+                error(problem)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_INPUT

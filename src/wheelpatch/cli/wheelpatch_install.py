@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, WheelpatchError
-from .wheelpatch import _error, _json_on_error, _Parser, standard_streams
+from .terminal import Parser, error, json_on_error, standard_streams
 
 __all__ = ["main"]
 
@@ -54,7 +54,7 @@ _PROGRESS_FROM = 64 << 20
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="wheelpatch-install",
         description=_DESCRIPTION,
         epilog=_EPILOG,
@@ -204,18 +204,18 @@ def _main(args: argparse.Namespace, out: TextIO) -> int:
         if args.json:
             # On a failure the document says what stays installed, and why the rest is not.
             about = {"dry_run": args.dry_run, "wheels": finished}
-            return _json_on_error(lambda a, o: _run(a, o, progress, finished), args, out, about)
+            return json_on_error(lambda a, o: _run(a, o, progress, finished), args, out, about)
         return _run(args, out, progress, finished)
     except KeyboardInterrupt:
-        _error("interrupted")
+        error("interrupted")
         return EXIT_INTERRUPTED
     except WheelpatchError as exc:
         for line in getattr(exc, "errors", None) or [str(exc)]:
-            _error(line)
+            error(line)
         return exc.exit_code
     except OSError as exc:  # a file system failure no check foresaw (install failures say more)
         where = f"{exc.filename}: " if exc.filename else ""
-        _error(f"{where}{exc.strerror or exc}")
+        error(f"{where}{exc.strerror or exc}")
         return EXIT_OUTPUT
     finally:
         if progress is not None:
