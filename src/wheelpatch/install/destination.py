@@ -30,7 +30,7 @@ from installer.records import Hash, RecordEntry
 from installer.utils import Scheme, copyfileobj_with_hashing
 
 from ..errors import InvalidWheel
-from ..wheel.verify import member_pieces
+from ..wheel.archive import iter_member_data
 from .stash import Stash
 from .wheel_source import MemberStream, check_digest
 
@@ -257,7 +257,7 @@ class ParallelDestination(SchemeDictionaryDestination):
             )
             fd = self._create(target, executable)
             try:
-                for piece in member_pieces(stream.fd, member, stream.where):
+                for piece in iter_member_data(stream.fd, member, stream.where):
                     output.update(piece)
                     if check is not None:
                         check.update(piece)

@@ -19,11 +19,11 @@ from installer.sources import WheelContentElement, WheelSource
 
 from ..errors import InvalidWheel
 from ..patch.plan import PatchPlan
-from ..wheel.archive import ZipMember, read_member
+from ..wheel.archive import ZipMember, iter_member_data, read_member
 from ..wheel.entrypoints import installer_problem
 from ..wheel.record import RecordRow, digest_bytes
 from ..wheel.source_wheel import METADATA_CAP, SourceWheel
-from ..wheel.verify import member_pieces, verify_members
+from ..wheel.verify import verify_members
 
 __all__ = [
     "MemberStream",
@@ -55,7 +55,7 @@ class MemberStream(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self._pieces is None:
-            self._pieces = iter(member_pieces(self.fd, self.member, self.where))
+            self._pieces = iter(iter_member_data(self.fd, self.member, self.where))
         while not self._view:
             piece = next(self._pieces, None)
             if piece is None:

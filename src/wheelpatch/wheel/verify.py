@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zlib
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidWheel
-from .archive import DEFLATED, ZipMember, iter_member_data
+from .archive import ZipMember, iter_member_data
 from .record import RecordRow
 from .source_wheel import SourceWheel, read_wheel
 
-__all__ = ["VerifyReport", "member_pieces", "verify_members", "verify_wheel"]
+__all__ = ["VerifyReport", "verify_members", "verify_wheel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +40,10 @@ class VerifyReport:
         }
 
 
-_SMALL = 1 << 20
-
-
 def _check_member(fd: int, member: ZipMember, row: RecordRow | None, where: str) -> str | None:
     digest = hashlib.new(row.algorithm) if row is not None and row.hash else None
     try:
-        for chunk in member_pieces(fd, member, where):
+        for chunk in iter_member_data(fd, member, where):
             if digest is not None:
                 digest.update(chunk)
     except InvalidWheel as exc:
@@ -56,49 +51,6 @@ def _check_member(fd: int, member: ZipMember, row: RecordRow | None, where: str)
     if row is not None and digest is not None and digest.digest() != row.digest:
         return f"{where}: member {member.name!r} does not match its RECORD hash"
     return None
-
-
-def member_pieces(fd: int, member: ZipMember, where: str) -> Iterable[bytes]:
-    """A member's uncompressed bytes, checked like :func:`iter_member_data` does: in one piece for
-    small members (most of a wheel: one read, one inflate, no generator), else in bounded pieces."""
-    if member.compress_size <= _SMALL and member.file_size <= _SMALL:
-        return (_small_member_data(fd, member, where),)
-    return iter_member_data(fd, member, where)
-
-
-def _small_member_data(fd: int, member: ZipMember, where: str) -> bytes:
-    raw = os.pread(fd, member.compress_size, member.data_offset)
-    if len(raw) != member.compress_size:
-        raise InvalidWheel(f"{where}: member {member.name!r} is truncated")
-    if member.method == DEFLATED:
-        inflater = zlib.decompressobj(-15)
-        try:
-            data = inflater.decompress(raw, member.file_size + 1)
-        except zlib.error as exc:
-            raise InvalidWheel(
-                f"{where}: member {member.name!r}: corrupt deflate data ({exc})"
-            ) from None
-        if len(data) > member.file_size:
-            raise InvalidWheel(
-                f"{where}: member {member.name!r} inflates past its declared size "
-                f"{member.file_size}"
-            )
-        if not inflater.eof:
-            raise InvalidWheel(f"{where}: member {member.name!r}: deflate stream is truncated")
-    else:
-        data = raw
-    if len(data) != member.file_size:
-        raise InvalidWheel(
-            f"{where}: member {member.name!r} holds {len(data)} bytes, not the declared "
-            f"{member.file_size}"
-        )
-    crc = zlib.crc32(data)
-    if crc != member.crc32:
-        raise InvalidWheel(
-            f"{where}: member {member.name!r}: CRC-32 {crc:08x} does not match the declared "
-            f"{member.crc32:08x}"
-        )
-    return data
 
 
 def _groups(members: list[ZipMember], parts: int) -> list[list[ZipMember]]:
