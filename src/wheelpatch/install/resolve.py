@@ -31,7 +31,6 @@ from packaging.version import InvalidVersion, Version
 from ..errors import ConfigError, InvalidWheel, ResolutionError
 from ..patch.plan import PatchPlan, Unchanged, plan_patch
 from ..rules.config import Config
-from ..wheel.archive import read_member
 from ..wheel.metadata import MetadataDocument
 from ..wheel.source_wheel import SourceWheel, read_wheel
 from .environment import InstalledDistribution, TargetEnvironment
@@ -167,7 +166,7 @@ def _write_stand_in(plan: PatchPlan, directory: Path) -> Path:
     """A wheel holding only the patched ``.dist-info`` (METADATA, WHEEL, RECORD), for pip to
     read requirements from. It is never installed."""
     wheel = plan.wheel
-    wheel_file = read_member_bytes(wheel, f"{wheel.dist_info}/WHEEL")
+    wheel_file = wheel.wheel_file
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / plan.filename
     with zipfile.ZipFile(path, "w") as archive:
@@ -175,14 +174,6 @@ def _write_stand_in(plan: PatchPlan, directory: Path) -> Path:
         archive.writestr(f"{plan.dist_info}/WHEEL", wheel_file)
         archive.writestr(f"{plan.dist_info}/RECORD", "")
     return path
-
-
-def read_member_bytes(wheel: SourceWheel, name: str) -> bytes:
-    fd = os.open(wheel.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        return read_member(fd, wheel.member(name), wheel.filename, 1 << 20)
-    finally:
-        os.close(fd)
 
 
 def _plan(state: _State, wheel: SourceWheel) -> PatchPlan | Unchanged:

@@ -61,6 +61,8 @@ class SourceWheel:
     data_dir: str | None
     metadata_bytes: bytes
     metadata: MetadataDocument
+    #: The ``WHEEL`` file's bytes, checked (a stand-in for the resolver copies them).
+    wheel_file: bytes
     record: Record
     #: (device, inode, size, mtime_ns) when read: the writer refuses a source that changed since.
     identity: tuple[int, int, int, int]
@@ -309,6 +311,7 @@ def _read(
         data_dir=data_dir,
         metadata_bytes=metadata_bytes,
         metadata=metadata,
+        wheel_file=wheel_doc,
         record=record,
         identity=(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns),
     )
