@@ -261,6 +261,8 @@ def _string_list(
 ) -> tuple[str, ...] | None:
     from packaging.requirements import InvalidRequirement, Requirement
 
+    from ..rules.config import invalid_requirement
+
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         errors.append(f"{key}: must be a list of requirement strings, not {value!r}")
         return None
@@ -270,8 +272,7 @@ def _string_list(
             expanded.append(expand(text))
             Requirement(expanded[-1])
         except InvalidRequirement as exc:
-            reason = (str(exc).splitlines() or ["invalid"])[0]
-            errors.append(f"{key}[{index}]: {text!r} is not a valid requirement ({reason})")
+            errors.append(invalid_requirement(f"{key}[{index}]", text, exc))
         except (ValueError, KeyError, IndexError) as exc:  # hatchling's context formatting
             errors.append(f"{key}[{index}]: {text!r} cannot be expanded ({exc})")
     return tuple(expanded)

@@ -41,6 +41,7 @@ __all__ = [
     "Override",
     "Replacement",
     "find_config",
+    "invalid_requirement",
     "load_config",
     "parse_config",
     "read_toml",
@@ -479,6 +480,11 @@ def _requirement(text: str, key: str, errors: list[str]) -> Requirement | None:
     try:
         return Requirement(text)
     except InvalidRequirement as exc:
-        reason = str(exc).splitlines()[0]
-        errors.append(f"{key}: {text!r} is not a valid requirement ({reason})")
+        errors.append(invalid_requirement(key, text, exc))
         return None
+
+
+def invalid_requirement(key: str, text: str, exc: InvalidRequirement) -> str:
+    """The one line naming a requirement that ``key`` gives and packaging cannot parse."""
+    reason = (str(exc).splitlines() or ["invalid"])[0]
+    return f"{key}: {text!r} is not a valid requirement ({reason})"

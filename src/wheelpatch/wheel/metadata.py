@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "CONTROLS",
     "LINE_BREAKS",
     "Change",
     "Header",
@@ -55,7 +56,10 @@ class MetadataError(ValueError):
     """METADATA breaks a rule; the message says which (the caller adds the wheel's name)."""
 
 
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+#: Control characters and Unicode line breaks, tab aside: as a regular expression's character set,
+#: for header values here and (tab added) for member names in ``source_wheel``.
+CONTROLS = "\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029"
+_CONTROL = re.compile(f"[{CONTROLS}]")
 
 
 def find_line_break(value: str) -> str | None:

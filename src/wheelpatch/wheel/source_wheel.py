@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import InvalidWheel
 from .archive import Archive, ZipMember, read_archive, read_member
 from .entrypoints import ENTRY_POINTS_CAP, entry_point_problem
-from .metadata import MetadataDocument, MetadataError
+from .metadata import CONTROLS, MetadataDocument, MetadataError
 from .record import Record, RecordError
 
 __all__ = ["DATA_SCHEMES", "METADATA_CAP", "RECORD_CAP", "SourceWheel", "read_wheel"]
@@ -41,7 +41,7 @@ RECORD_CAP = 64 << 20
 WHEEL_CAP = 1 << 20
 _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 #: Control characters (tab included) and Unicode line breaks, none of which a member name needs.
-_NAME_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_NAME_CONTROL = re.compile(f"[\t{CONTROLS}]")
 #: Over all names joined by newlines: an absolute, drive, empty, '.' or '..' path, a backslash.
 _BAD_NAME = re.compile(r"\n/|\n[^/\n]:|//|/\.{1,2}(?:/|\n)|\n\.{1,2}(?:/|\n)|\n\n|\\")
 _NOT_IN_WHEELS = ("INSTALLER", "REQUESTED", "direct_url.json")
