@@ -39,6 +39,7 @@ from packaging.version import Version
 from wheelpatch.cli.wheelpatch import main as wheelpatch_main
 from wheelpatch.cli.wheelpatch_install import main as install_main
 
+from .. import venvs
 from ..conftest import WheelSpec, build_wheel
 from ..hermetic import hermetic_env
 from ..installed_wheels import wheelhouse_of_installed
@@ -178,29 +179,7 @@ def uv_binary() -> Path:
 
 
 @dataclass(frozen=True)
-class Venv:
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
-
-    @property
-    def bin(self) -> Path:
-        return self.root / "bin"
-
-    @property
-    def site(self) -> Path:
-        return self.root / "lib" / PY / "site-packages"
-
-    def dist_infos(self) -> list[str]:
-        return sorted(p.name for p in self.site.iterdir() if p.name.endswith(".dist-info"))
-
-    def dist_info(self, name: str, version: str) -> Path:
-        path = self.site / f"{name}-{version}.dist-info"
-        assert path.is_dir(), f"{path.name} not in {self.dist_infos()}"
-        return path
-
+class Venv(venvs.Venv):
     def inspect(self) -> dict[str, Any]:
         out = run(self.python, "-c", INSPECT, cwd=self.root)
         data: dict[str, Any] = json.loads(out.stdout)
@@ -208,11 +187,7 @@ class Venv:
 
 
 def make_venv(root: Path) -> Venv:
-    run(sys.executable, "-m", "venv", "--without-pip", root)
-    venv = Venv(root)
-    assert venv.site.is_dir(), f"unexpected venv layout under {root}"
-    assert not (venv.bin / "pip").exists()
-    return venv
+    return venvs.make_venv(root, Venv)
 
 
 def tree(root: Path) -> dict[str, tuple[int, int, bytes]]:

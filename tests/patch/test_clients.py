@@ -28,6 +28,7 @@ from packaging.version import Version
 
 from wheelpatch.cli.wheelpatch import main
 
+from .. import venvs
 from ..conftest import WheelSpec, build_wheel
 from ..hermetic import hermetic_env
 
@@ -197,24 +198,7 @@ def pip(*argv: str | Path, expect_failure: bool = False) -> subprocess.Completed
 
 
 @dataclass(frozen=True)
-class Venv:
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
-
-    @property
-    def bin(self) -> Path:
-        return self.root / "bin"
-
-    def paths(self) -> dict[str, str]:
-        out = run(
-            self.python, "-c", "import json, sysconfig; print(json.dumps(sysconfig.get_paths()))"
-        )
-        paths: dict[str, str] = json.loads(out.stdout)
-        return paths
-
+class Venv(venvs.Venv):
     def inspect(self, project: str) -> dict[str, Any]:
         out = run(self.python, "-c", INSPECT, project, cwd=self.root)
         data: dict[str, Any] = json.loads(out.stdout)
@@ -222,11 +206,7 @@ class Venv:
 
 
 def make_venv(root: Path) -> Venv:
-    run(sys.executable, "-m", "venv", "--without-pip", root)
-    venv = Venv(root)
-    assert venv.python.exists()
-    assert not (venv.bin / "pip").exists()
-    return venv
+    return venvs.make_venv(root, Venv)
 
 
 def _with_executable_script(wheel: Path) -> Path:
