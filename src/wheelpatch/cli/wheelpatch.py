@@ -49,6 +49,14 @@ exit codes:
   2    usage error (or --python is not a working interpreter)
   130  interrupted
 """
+_INDEX_EPILOG = """\
+exit codes:
+  0    success
+  1    a file was refused (a broken wheel, two files for one distribution)
+  2    usage error (no such directory)
+  3    SITE could not be written
+  130  interrupted
+"""
 _VERIFY_EPILOG = """\
 exit codes:
   0    every wheel passed
@@ -118,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
         "are copied without being decompressed)",
     )
     patch.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    patch.add_argument(
+        "--index",
+        type=Path,
+        metavar="SITE",
+        help="then add the patched wheels to the simple repository SITE (see 'wheelpatch index'; "
+        "what SITE already lists stays)",
+    )
 
     show = commands.add_parser(
         "show",
@@ -147,7 +162,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("wheels", nargs="+", metavar="WHEEL", type=Path)
     verify.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+
+    index = commands.add_parser(
+        "index",
+        help="write a static simple repository (PEP 503/691/658) of wheels and sdists",
+        description="Write SITE as a simple repository of every wheel and sdist in the "
+        "directories (or files) given: SITE/simple/ holds the HTML (PEP 503) and JSON (PEP 691) "
+        "pages, SITE/files/ the files with each wheel's METADATA beside it (PEP 658), so that "
+        "pip, uv, Poetry and PDM resolve without downloading wheels. Serve SITE from any web "
+        "server or object store. Re-indexing reads only files it does not know yet, and "
+        "removes what is no longer given.",
+        epilog=_INDEX_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    index.add_argument("inputs", nargs="+", metavar="DIR", type=Path)
+    index.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="SITE", help="the site to write"
+    )
+    _index_options(index)
+    index.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     return parser
+
+
+def _index_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="link the files under URL (where SITE/files/ is served, e.g. an object store) "
+        "instead of relatively",
+    )
+    parser.add_argument(
+        "--yank",
+        action="append",
+        default=[],
+        metavar="FILE[=REASON]",
+        help="list FILE as yanked (PEP 592), with an optional reason (repeatable)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,6 +214,8 @@ def _main(args: argparse.Namespace, out: TextIO) -> int:
             return _patch(args, out)
         if args.command == "show":
             return _show(args, out)
+        if args.command == "index":
+            return _index(args, out)
         return _verify(args, out)
     except KeyboardInterrupt:
         error("interrupted")
@@ -306,6 +358,14 @@ def _patch_all(
             if args.json:
                 dump(out, report.failed(exc))
             return exc.exit_code
+    indexed = None
+    if args.index is not None and not args.dry_run:
+        from ..index.site import site_files, write_site  # noqa: PLC0415
+
+        outputs = list(batch.written.values())
+        given = {p.name for p in outputs}
+        kept = [p for p in site_files(args.index) if p.name not in given]
+        indexed = write_site(sorted(kept + outputs, key=lambda p: p.name), args.index)
     if args.json:
         dump(out, report.done())
         return EXIT_OK
@@ -323,6 +383,12 @@ def _patch_all(
             print(f"    {line}", file=out)
         if args.dry_run:
             out.write(plan.metadata_diff())
+    if indexed is not None:
+        print(
+            f"{args.index}: {indexed.files} file(s) of {indexed.projects} project(s) indexed; "
+            f"{len(indexed.written)} written",
+            file=out,
+        )
     return EXIT_OK
 
 
@@ -377,6 +443,35 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
             )
             rule = change.get("rule")
             print(f"  {line}" + (f"  ({rule})" if rule else ""), file=out)
+    return EXIT_OK
+
+
+def _yanked(values: Sequence[str]) -> dict[str, str]:
+    yanked = {}
+    for value in values:
+        name, _, reason = value.partition("=")
+        yanked[name.strip()] = reason.strip()
+    return yanked
+
+
+def _index(args: argparse.Namespace, out: TextIO) -> int:
+    from ..index.site import collect_inputs, write_site  # noqa: PLC0415
+
+    report = write_site(
+        collect_inputs(args.inputs),
+        args.output,
+        base_url=args.base_url,
+        yanked=_yanked(args.yank),
+    )
+    if args.json:
+        dump(out, report.as_json())
+        return EXIT_OK
+    print(
+        f"{args.output}: {report.files} file(s) of {report.projects} project(s); "
+        f"{len(report.hashed)} read, {len(report.reused)} known already; "
+        f"{len(report.written)} written, {len(report.removed)} removed",
+        file=out,
+    )
     return EXIT_OK
 
 
