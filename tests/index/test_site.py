@@ -315,3 +315,13 @@ def test_patch_then_index_in_one_command(
     data = json.loads((site / "simple" / "torch" / "index.json").read_bytes())
     assert [f["filename"] for f in data["files"]] == ["torch-1.0+stripe.2-py3-none-any.whl"]
     assert (site / "simple" / "filelock" / "index.html").is_file()
+
+
+def test_yanking_a_file_not_indexed_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    wheelhouse(tmp_path / "in", 1)
+    result = cli("index", tmp_path / "in", "-o", tmp_path / "site", "--yank", "nope.whl=why")
+    assert (result.code, result.err) == (
+        2,
+        "error: --yank nope.whl: no such file among those indexed\n",
+    )
+    assert not (tmp_path / "site").exists()

@@ -22,6 +22,7 @@ from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
+    ConfigError,
     InvalidWheel,
     WheelpatchError,
 )
@@ -457,12 +458,12 @@ def _yanked(values: Sequence[str]) -> dict[str, str]:
 def _index(args: argparse.Namespace, out: TextIO) -> int:
     from ..index.site import collect_inputs, write_site  # noqa: PLC0415
 
-    report = write_site(
-        collect_inputs(args.inputs),
-        args.output,
-        base_url=args.base_url,
-        yanked=_yanked(args.yank),
-    )
+    inputs = collect_inputs(args.inputs)
+    yanked = _yanked(args.yank)
+    unknown = sorted(set(yanked) - {p.name for p in inputs})
+    if unknown:
+        raise ConfigError([f"--yank {name}: no such file among those indexed" for name in unknown])
+    report = write_site(inputs, args.output, base_url=args.base_url, yanked=yanked)
     if args.json:
         dump(out, report.as_json())
         return EXIT_OK
