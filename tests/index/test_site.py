@@ -325,3 +325,28 @@ def test_yanking_a_file_not_indexed_is_a_usage_error(cli: Cli, tmp_path: Path) -
         "error: --yank nope.whl: no such file among those indexed\n",
     )
     assert not (tmp_path / "site").exists()
+
+
+def test_patch_index_keeps_the_base_url_and_the_yanks_of_the_site(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    """A site for an object store stays one when ``patch --index`` adds to it."""
+    config = config_file(
+        '[tool.wheelpatch]\nlocal-version = "stripe.2"\n'
+        '[tool.wheelpatch.overrides.torch]\nremove = ["triton"]\n'
+    )
+    (tmp_path / "other").mkdir()
+    (tmp_path / "in").mkdir()
+    kept = build_wheel(tmp_path / "other", WheelSpec(name="filelock"))
+    site = tmp_path / "site"
+    store = "https://store.example/files/"
+    args = ("--base-url", store, "--yank", f"{kept.name}=bad")
+    assert cli("index", kept.parent, "-o", site, *args).code == 0
+    torch = build_wheel(tmp_path / "in", WheelSpec(name="torch", requires=("triton",)))
+    result = cli("patch", "--config", config, "-o", tmp_path / "out", "--index", site, torch)
+    assert result.code == 0, result.err
+    filelock = json.loads((site / "simple" / "filelock" / "index.json").read_bytes())
+    assert filelock["files"][0]["url"] == f"{store}filelock/{kept.name}"
+    assert filelock["files"][0]["yanked"] == "bad"
+    torch_page = json.loads((site / "simple" / "torch" / "index.json").read_bytes())
+    assert torch_page["files"][0]["url"].startswith(f"{store}torch/")

@@ -361,12 +361,17 @@ def _patch_all(
             return exc.exit_code
     indexed = None
     if args.index is not None and not args.dry_run:
-        from ..index.site import site_files, write_site  # noqa: PLC0415
+        from ..index.site import site_files, site_settings, write_site  # noqa: PLC0415
 
         outputs = list(batch.written.values())
         given = {p.name for p in outputs}
         kept = [p for p in site_files(args.index) if p.name not in given]
-        indexed = write_site(sorted(kept + outputs, key=lambda p: p.name), args.index)
+        inputs = sorted(kept + outputs, key=lambda p: p.name)
+        # The site keeps the base URL and yanks it was written with.
+        base_url, yanked = site_settings(args.index)
+        indexed_names = {p.name for p in inputs}
+        yanked = {name: reason for name, reason in yanked.items() if name in indexed_names}
+        indexed = write_site(inputs, args.index, base_url=base_url, yanked=yanked)
     if args.json:
         dump(out, report.done())
         return EXIT_OK

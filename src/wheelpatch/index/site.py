@@ -34,7 +34,14 @@ from ..wheel.digest import FileDigest
 from .distribution import DISTRIBUTION_SUFFIXES, IndexedFile, identity_key, read_distribution
 from .pages import project_pages, root_pages
 
-__all__ = ["MANIFEST_NAME", "IndexReport", "collect_inputs", "site_files", "write_site"]
+__all__ = [
+    "MANIFEST_NAME",
+    "IndexReport",
+    "collect_inputs",
+    "site_files",
+    "site_settings",
+    "write_site",
+]
 
 MANIFEST_NAME = ".wheelpatch-index.json"
 _SCHEMA = 1
@@ -98,6 +105,17 @@ def collect_inputs(paths: Iterable[Path]) -> list[Path]:
                 keys[key] = name
             found[name] = candidate
     return [found[name] for name in sorted(found)]
+
+
+def site_settings(site: Path) -> tuple[str | None, dict[str, str]]:
+    """The ``--base-url`` and ``--yank`` SITE was last written with (none for a new SITE)."""
+    manifest = _read_manifest(site)
+    base_url = manifest.get("base_url")
+    yanked = manifest.get("yanked")
+    return (
+        base_url if isinstance(base_url, str) else None,
+        {str(k): str(v) for k, v in yanked.items()} if isinstance(yanked, dict) else {},
+    )
 
 
 def site_files(site: Path) -> list[Path]:
@@ -249,6 +267,9 @@ def _write(
             (simple / gone).rmdir()
     manifest = {
         "schema": _SCHEMA,
+        # How the pages were made, for a later run that adds files (patch --index) to keep.
+        "base_url": base_url,
+        "yanked": dict(sorted((yanked or {}).items())),
         "files": {
             name: {**entries[name].as_manifest(), "identity": identities[name]}
             for name in sorted(entries)
