@@ -152,7 +152,8 @@ def write_site(
     sidecars: dict[str, bytes] = {}
     identities: dict[str, list[int]] = {}
     pending: dict[str, FileDigest] = {}
-    pool = ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-index-hash")
+    # hashlib releases the GIL: files are hashed on every core while this thread reads the next.
+    pool = ThreadPoolExecutor(_hash_workers(), thread_name_prefix="wheelpatch-index-hash")
     try:
         for path in inputs:
             name = path.name
@@ -200,6 +201,11 @@ def write_site(
     report.projects = len({e.project for e in entries.values()})
     report.files = len(entries)
     return report
+
+
+def _hash_workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
 
 
 def _placed(site: Path, previous: Mapping[str, Any], name: str) -> bool:
