@@ -9,14 +9,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from .hermetic import hermetic_env
 
-__all__ = ["answers", "free_port", "pypi_server"]
+__all__ = ["answers", "free_port", "pypi_server", "started"]
 
 
 def free_port() -> int:
@@ -37,6 +37,46 @@ def answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
+def started(
+    command: Callable[[int], Sequence[str]],
+    ready: str,
+    log: Path,
+    what: str,
+    port: int | None = None,
+) -> Iterator[str]:
+    """Run ``command(port)`` on a free 127.0.0.1 port (or ``port``), its output appended to
+    ``log``, until ``URL + ready`` answers; yield the URL, then stop it by its process id."""
+    for _ in range(1 if port is not None else 3):  # another process may take a free port first
+        chosen = port if port is not None else free_port()
+        url = f"http://127.0.0.1:{chosen}"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                list(command(chosen)), stdout=out, stderr=subprocess.STDOUT, env=hermetic_env()
+            )
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            if answers(url + ready):
+                break
+            time.sleep(0.05)
+        else:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            continue
+        try:
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return
+    pytest.fail(f"{what} did not start; its log:\n{log.read_text(errors='replace')}")
+
+
+@contextlib.contextmanager
 def pypi_server(
     directory: Path,
     command: Sequence[str | Path] | None = None,
@@ -49,35 +89,12 @@ def pypi_server(
     ``options`` (``--overwrite``) are appended."""
     log = directory.parent / f"{directory.name}-pypiserver.log"
     prefix = [str(a) for a in command or (sys.executable, "-m", "pypiserver")]
-    for _ in range(3):  # another process may take the free port before the server binds it
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = [
+
+    def argv(port: int) -> list[str]:
+        return [
             *prefix, "run", "-p", str(port), "-i", "127.0.0.1", "-a", ".", "-P", ".",
             "--disable-fallback", *options, str(directory),
         ]  # fmt: skip
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=hermetic_env()
-            )
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if answers(f"{url}/simple/"):
-                break
-            time.sleep(0.05)
-        else:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            continue
-        try:
-            yield url, log
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return
-    pytest.fail(f"pypiserver did not start; its log:\n{log.read_text(errors='replace')}")
+
+    with started(argv, "/simple/", log, "pypiserver") as url:
+        yield url, log

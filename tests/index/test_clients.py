@@ -14,7 +14,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -36,7 +35,7 @@ from wheelpatch.rules.config import read_toml
 
 from ..conftest import CliResult, WheelSpec, build_wheel
 from ..hermetic import hermetic_env
-from ..servers import answers, free_port
+from ..servers import started
 from ..venvs import Venv, make_venv
 
 pytestmark = pytest.mark.slow
@@ -93,39 +92,15 @@ class StaticServer:
 def static_server(directory: Path, log: Path, port: int | None = None) -> Iterator[StaticServer]:
     """``python -m http.server --bind 127.0.0.1 --directory DIRECTORY PORT`` (a free port unless
     one is given), its request log appended to ``log``; stopped by its process id."""
-    tries = 1 if port is not None else 3  # another process may take a free port first
-    for _ in range(tries):
-        chosen = port if port is not None else free_port()
-        url = f"http://127.0.0.1:{chosen}"
-        argv = [
+
+    def argv(chosen: int) -> list[str]:
+        return [
             sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1",
             "--directory", str(directory), str(chosen),
         ]  # fmt: skip
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=hermetic_env()
-            )
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if answers(f"{url}/"):
-                break
-            time.sleep(0.05)
-        else:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            continue
-        try:
-            yield StaticServer(url, log, log.stat().st_size)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return
-    pytest.fail(f"http.server did not start; its log:\n{log.read_text(errors='replace')}")
+
+    with started(argv, "/", log, "http.server", port) as url:
+        yield StaticServer(url, log, log.stat().st_size)  # requests after its readiness probe
 
 
 # -- the clients' environments ----------------------------------------------------------------
