@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,10 @@ def test_readme_nginx_snippet_negotiates_json_and_html(tmp_path: Path) -> None:
         assert body == (site / "simple" / "demo" / "index.html").read_bytes()
         kind, body = fetch(f"{url}/simple/", JSON_TYPE)
         assert json.loads(body)["projects"] == [{"name": "demo"}]
+        with pytest.raises(urllib.error.HTTPError) as denied:  # the manifest is not served
+            fetch(f"{url}/.wheelpatch-index.json")
+        denied.value.close()
+        assert denied.value.code == 403
         # uv asks for JSON and resolves from it (offline it would not reach the server).
         env = hermetic_env(UV_CACHE_DIR=str(tmp_path / "uv-cache"))
         env.pop("UV_OFFLINE")

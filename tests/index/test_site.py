@@ -4,7 +4,13 @@ refuses (the end-to-end tests with pip, uv and PDM are in test_clients.py)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -350,3 +356,194 @@ def test_patch_index_keeps_the_base_url_and_the_yanks_of_the_site(
     assert filelock["files"][0]["yanked"] == "bad"
     torch_page = json.loads((site / "simple" / "torch" / "index.json").read_bytes())
     assert torch_page["files"][0]["url"].startswith(f"{store}torch/")
+
+
+# --- what the review of the first version found ---------------------------------------------------
+
+
+def test_more_files_than_the_open_file_limit(tmp_path: Path) -> None:
+    """At most a few files are open at once, whatever their number: 150 wheels with 64 files."""
+    wheelhouse(tmp_path / "in", 150)
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "from wheelpatch.cli.wheelpatch import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "index", tmp_path / "in", "-o", tmp_path / "site"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (
+        len(json.loads((tmp_path / "site" / "simple" / "index.json").read_bytes())["projects"])
+        == 150
+    )
+
+
+def test_a_symlinked_input_is_served_as_its_target(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    wheel = build_wheel(store, WheelSpec())
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / wheel.name).symlink_to(Path("..") / "store" / wheel.name)
+    write_site(collect_inputs([tmp_path / "in"]), tmp_path / "site")
+    served = tmp_path / "site" / "files" / "demo" / wheel.name
+    assert not served.is_symlink()
+    assert served.read_bytes() == wheel.read_bytes()
+    again = write_site(collect_inputs([tmp_path / "in"]), tmp_path / "site")
+    assert again.reused == [wheel.name]
+
+
+def test_an_input_rewritten_in_place_changes_nothing_served_until_indexed(tmp_path: Path) -> None:
+    """``cp`` over an input (same size, and its modification time put back) neither changes the
+    file served under the page's hash nor is taken for the file indexed before."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "alt").mkdir()
+    stored = zipfile.ZIP_STORED  # so that both wheels have one size
+    wheel = build_wheel(tmp_path / "in", WheelSpec(compression=stored))
+    other = build_wheel(
+        tmp_path / "alt",
+        WheelSpec(
+            compression=stored,
+            files={"demo/__init__.py": b"VALUE = 2\n", "demo/core.py": b"x = 2\n"},
+        ),
+    )
+    assert wheel.stat().st_size == other.stat().st_size
+    site = tmp_path / "site"
+    write_site(collect_inputs([tmp_path / "in"]), site)
+    served = site / "files" / "demo" / wheel.name
+    before = served.read_bytes()
+    mtime = wheel.stat().st_mtime_ns
+    shutil.copyfile(other, wheel)  # in place: same inode
+    os.utime(wheel, ns=(mtime, mtime))
+    assert served.read_bytes() == before  # a copy, not a link: still what the page says
+    report = write_site(collect_inputs([tmp_path / "in"]), site)
+    assert report.hashed == [wheel.name]  # its change time told
+    [file] = json.loads((site / "simple" / "demo" / "index.json").read_bytes())["files"]
+    assert file["hashes"]["sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()
+    assert served.read_bytes() == other.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param("not an entry", id="a-string"),
+        pytest.param({"project": "demo", "version": "1.0"}, id="keys-missing"),
+        pytest.param({"project": "../..", "kind": "wheel"}, id="project-outside-site"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_not_trusted(
+    cli: Cli, tmp_path: Path, entry: object
+) -> None:
+    """Its entries say what may be removed: one that is not what this tool writes is ignored,
+    with no traceback and nothing outside SITE touched."""
+    wheelhouse(tmp_path / "in", 1)
+    site = tmp_path / "site"
+    assert cli("index", tmp_path / "in", "-o", site).code == 0
+    precious = tmp_path / "precious-1.0-py3-none-any.whl"
+    precious.write_bytes(b"keep me")
+    manifest = json.loads((site / MANIFEST_NAME).read_bytes())
+    manifest["files"][precious.name] = entry
+    manifest["files"]["proj00-1.0-py3-none-any.whl"] = entry
+    (site / MANIFEST_NAME).write_text(json.dumps(manifest))
+    result = cli("index", tmp_path / "in", "-o", site, "--json")
+    assert (result.code, result.err) == (0, "")
+    assert json.loads(result.out)["hashed"] == ["proj00-1.0-py3-none-any.whl"]  # read again
+    assert precious.read_bytes() == b"keep me"
+
+
+def test_a_damaged_sidecar_is_written_again(tmp_path: Path) -> None:
+    [wheel] = wheelhouse(tmp_path / "in", 1)
+    site = tmp_path / "site"
+    write_site(collect_inputs([tmp_path / "in"]), site)
+    sidecar = site / "files" / "proj00" / f"{wheel.name}.metadata"
+    good = sidecar.read_bytes()
+    sidecar.write_bytes(b"")
+    report = write_site(collect_inputs([tmp_path / "in"]), site)
+    assert report.hashed == [wheel.name]
+    assert sidecar.read_bytes() == good
+
+
+def test_patch_index_refuses_a_site_whose_manifest_is_lost(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    """Adding to a site whose manifest cannot be read would drop what it lists from its pages."""
+    config = config_file('[tool.wheelpatch]\n[tool.wheelpatch.overrides.torch]\nremove = ["x"]\n')
+    (tmp_path / "other").mkdir()
+    (tmp_path / "in").mkdir()
+    kept = build_wheel(tmp_path / "other", WheelSpec(name="filelock"))
+    site = tmp_path / "site"
+    assert cli("index", kept.parent, "-o", site).code == 0
+    (site / MANIFEST_NAME).write_text("{not json")
+    before = snapshot(site)
+    torch = build_wheel(tmp_path / "in", WheelSpec(name="torch", version="2.0", requires=("x",)))
+    config_text = config.read_text().replace(
+        "[tool.wheelpatch]\n", '[tool.wheelpatch]\nlocal-version = "s.1"\n'
+    )
+    config.write_text(config_text)
+    result = cli("patch", "--config", config, "-o", tmp_path / "out", "--index", site, torch)
+    assert result.code == 3
+    assert result.err.splitlines()[-1] == (
+        f"error: {site}: its {MANIFEST_NAME} is missing or cannot be read, so what it lists is "
+        "unknown; write it again with 'wheelpatch index ... -o SITE'"
+    )
+    assert snapshot(site) == before
+
+
+def test_sdists_are_listed_and_checked(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    sdist = source / "demo_pkg-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        info = tarfile.TarInfo("demo_pkg-1.0/PKG-INFO")
+        data = b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n"
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    assert cli("index", source, "-o", tmp_path / "site").code == 0
+    [file] = json.loads((tmp_path / "site" / "simple" / "demo-pkg" / "index.json").read_bytes())[
+        "files"
+    ]
+    assert file["hashes"]["sha256"] == hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert file["core-metadata"] is False  # no sidecar for an sdist
+    (source / "notes-1.0.tar.gz").write_bytes(b"not a tar")
+    refused = cli("index", source, "-o", tmp_path / "site2")
+    assert (refused.code, refused.err) == (
+        1,
+        f"error: {source / 'notes-1.0.tar.gz'}: an sdist, but not a tar archive\n",
+    )
+    (source / "notes-1.0.tar.gz").unlink()
+    (source / "foo bar-1.0.tar.gz").write_bytes(sdist.read_bytes())
+    refused = cli("index", source, "-o", tmp_path / "site2")
+    assert refused.code == 1
+    assert refused.err == (
+        f"error: {source / 'foo bar-1.0.tar.gz'}: 'foo bar' is not a valid project name\n"
+    )
+    assert not (tmp_path / "site2").exists()
+
+
+def test_a_directory_named_like_a_distribution_is_no_input(cli: Cli, tmp_path: Path) -> None:
+    wheelhouse(tmp_path / "in", 1)
+    (tmp_path / "in" / "x-1.0.tar.gz").mkdir()
+    result = cli("index", tmp_path / "in", "-o", tmp_path / "site", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["files"] == 1
+
+
+def test_same_bytes_from_other_processes_and_input_orders(tmp_path: Path) -> None:
+    """Two processes with other hash seeds, given the directories in other orders."""
+    wheelhouse(tmp_path / "a", 3)
+    (tmp_path / "b").mkdir()
+    build_wheel(tmp_path / "b", WheelSpec(name="zeta", files={"zeta/x.py": b"x\n"}))
+    sites = []
+    for seed, dirs in (("1", ("a", "b")), ("2", ("b", "a"))):
+        site = tmp_path / f"site-{seed}"
+        done = subprocess.run(
+            [sys.executable, "-m", "wheelpatch", "index", *(tmp_path / d for d in dirs),
+             "-o", site],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        sites.append(snapshot(site))
+    assert sites[0] == sites[1]

@@ -361,17 +361,18 @@ def _patch_all(
             return exc.exit_code
     indexed = None
     if args.index is not None and not args.dry_run:
-        from ..index.site import site_files, site_settings, write_site  # noqa: PLC0415
+        from ..index.site import site_files, site_lock, site_settings, write_site  # noqa: PLC0415
 
         outputs = list(batch.written.values())
         given = {p.name for p in outputs}
-        kept = [p for p in site_files(args.index) if p.name not in given]
-        inputs = sorted(kept + outputs, key=lambda p: p.name)
-        # The site keeps the base URL and yanks it was written with.
-        base_url, yanked = site_settings(args.index)
-        indexed_names = {p.name for p in inputs}
-        yanked = {name: reason for name, reason in yanked.items() if name in indexed_names}
-        indexed = write_site(inputs, args.index, base_url=base_url, yanked=yanked)
+        with site_lock(args.index):
+            kept = [p for p in site_files(args.index) if p.name not in given]
+            inputs = sorted(kept + outputs, key=lambda p: p.name)
+            # The site keeps the base URL and yanks it was written with.
+            base_url, yanked = site_settings(args.index)
+            indexed_names = {p.name for p in inputs}
+            yanked = {name: reason for name, reason in yanked.items() if name in indexed_names}
+            indexed = write_site(inputs, args.index, base_url=base_url, yanked=yanked)
     if args.json:
         dump(out, report.done())
         return EXIT_OK
@@ -461,14 +462,15 @@ def _yanked(values: Sequence[str]) -> dict[str, str]:
 
 
 def _index(args: argparse.Namespace, out: TextIO) -> int:
-    from ..index.site import collect_inputs, write_site  # noqa: PLC0415
+    from ..index.site import collect_inputs, site_lock, write_site  # noqa: PLC0415
 
     inputs = collect_inputs(args.inputs)
     yanked = _yanked(args.yank)
     unknown = sorted(set(yanked) - {p.name for p in inputs})
     if unknown:
         raise ConfigError([f"--yank {name}: no such file among those indexed" for name in unknown])
-    report = write_site(inputs, args.output, base_url=args.base_url, yanked=yanked)
+    with site_lock(args.output):
+        report = write_site(inputs, args.output, base_url=args.base_url, yanked=yanked)
     if args.json:
         dump(out, report.as_json())
         return EXIT_OK

@@ -3,6 +3,9 @@ and what its pages say of it."""
 
 from __future__ import annotations
 
+import re
+import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +17,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from ..errors import InvalidWheel
 from ..wheel.source_wheel import read_wheel
@@ -23,6 +26,9 @@ __all__ = ["DISTRIBUTION_SUFFIXES", "IndexedFile", "identity_key", "read_distrib
 
 #: What a directory given to ``wheelpatch index`` is searched for.
 DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip")
+#: A normalized project name, as pages and paths use it.
+_PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,7 @@ class IndexedFile:
     sha256: str
     requires_python: str | None
     metadata_sha256: str | None
+    metadata_size: int | None = None
 
     def as_manifest(self) -> dict[str, Any]:
         return {
@@ -47,19 +54,50 @@ class IndexedFile:
             "sha256": self.sha256,
             "requires_python": self.requires_python,
             "metadata_sha256": self.metadata_sha256,
+            "metadata_size": self.metadata_size,
         }
 
     @classmethod
-    def from_manifest(cls, filename: str, data: dict[str, Any]) -> IndexedFile:
+    def from_manifest(cls, filename: str, data: Any) -> IndexedFile | None:
+        """The entry a manifest records, or None if it is not one this tool wrote: a manifest
+        is read from SITE, which anyone may have edited, and it says what may be removed."""
+        key = identity_key(filename)
+        if key is None or not isinstance(data, dict) or "/" in filename:
+            return None
+        try:
+            project = data["project"]
+            version = Version(data["version"])
+            kind = data["kind"]
+            size = data["size"]
+            sha256 = data["sha256"]
+            requires_python = data["requires_python"]
+            metadata_sha256 = data["metadata_sha256"]
+            metadata_size = data["metadata_size"]
+        except (KeyError, TypeError, InvalidVersion):
+            return None
+        if (
+            not isinstance(project, str)
+            or not _PROJECT.fullmatch(project)
+            or project != key[1]
+            or kind != key[0]
+            or not isinstance(size, int)
+            or not isinstance(sha256, str)
+            or not _SHA256.fullmatch(sha256)
+            or not (requires_python is None or isinstance(requires_python, str))
+            or not (metadata_sha256 is None or _SHA256.fullmatch(str(metadata_sha256)))
+            or not (metadata_size is None or isinstance(metadata_size, int))
+        ):
+            return None
         return cls(
-            project=NormalizedName(data["project"]),
-            version=Version(data["version"]),
-            filename=filename,
-            kind=data["kind"],
-            size=int(data["size"]),
-            sha256=str(data["sha256"]),
-            requires_python=data["requires_python"],
-            metadata_sha256=data["metadata_sha256"],
+            NormalizedName(project),
+            version,
+            filename,
+            kind,
+            size,
+            sha256,
+            requires_python,
+            metadata_sha256,
+            metadata_size,
         )
 
 
@@ -101,9 +139,16 @@ def read_distribution(path: Path) -> tuple[IndexedFile, bytes | None]:
         name, version = parse_sdist_filename(path.name)
     except InvalidSdistFilename as exc:
         raise InvalidWheel(f"{path}: not a valid sdist filename ({exc})") from None
+    if not _PROJECT.fullmatch(name):
+        raise InvalidWheel(f"{path}: {name!r} is not a valid project name")
     try:
         size = path.stat().st_size
+        archive = tarfile.is_tarfile(path) if path.name.endswith(".tar.gz") else None
+        archive = zipfile.is_zipfile(path) if archive is None else archive
     except OSError as exc:
         raise InvalidWheel(f"{path}: cannot read ({exc.strerror})") from None
+    if not archive:
+        kind = "a tar archive" if path.name.endswith(".tar.gz") else "a zip archive"
+        raise InvalidWheel(f"{path}: an sdist, but not {kind}")
     indexed = IndexedFile(name, version, path.name, "sdist", size, "", None, None)
     return indexed, None

@@ -4,26 +4,29 @@ Layout::
 
     SITE/simple/index.html, index.json                 the project list (PEP 503, PEP 691)
     SITE/simple/<project>/index.html, index.json       each project's files
-    SITE/files/<project>/<file>                        each file (a hard link where possible)
+    SITE/files/<project>/<file>                        each file (a copy: what is served never
+                                                       changes with the input)
     SITE/files/<project>/<file>.metadata               a wheel's METADATA (PEP 658)
     SITE/.wheelpatch-index.json                        the manifest: what is known of each file
 
 Every file is written under a temporary name and renamed into place, so a server never serves half
-a page; a page whose bytes would not change is not written at all. A file whose size and
-modification time the manifest already knows (and whose copy in SITE is there) is not read again:
-re-indexing after adding one wheel hashes that wheel alone and touches only its project's pages.
-Projects and files no longer given are removed (only what the manifest says this tool wrote).
+a page; a page whose bytes would not change is not written at all. A file whose identity (device,
+inode, size, modification and change times) the manifest already knows, and whose copy and sidecar
+in SITE are there at their sizes, is not read again: re-indexing after adding one wheel hashes that
+wheel alone and touches only its project's pages. Projects and files no longer given are removed
+(only what the manifest says this tool wrote, checked to be a distribution's file in SITE).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,7 @@ __all__ = [
     "IndexReport",
     "collect_inputs",
     "site_files",
+    "site_lock",
     "site_settings",
     "write_site",
 ]
@@ -80,8 +84,15 @@ def collect_inputs(paths: Iterable[Path]) -> list[Path]:
     keys: dict[tuple[object, ...], str] = {}
     for path in paths:
         if path.is_dir():
-            candidates = sorted(p for p in path.iterdir() if p.name.endswith(DISTRIBUTION_SUFFIXES))
-        elif path.exists():
+            try:
+                listed = sorted(path.iterdir())
+            except OSError as exc:
+                raise InvalidWheel(f"{path}: cannot list ({exc.strerror})") from None
+            # Files only: a directory named like a distribution is none.
+            candidates = [
+                p for p in listed if p.name.endswith(DISTRIBUTION_SUFFIXES) and not p.is_dir()
+            ]
+        elif path.exists() or path.is_symlink():
             candidates = [path]
         else:
             raise ConfigError(f"{path}: no such file or directory")
@@ -109,7 +120,7 @@ def collect_inputs(paths: Iterable[Path]) -> list[Path]:
 
 def site_settings(site: Path) -> tuple[str | None, dict[str, str]]:
     """The ``--base-url`` and ``--yank`` SITE was last written with (none for a new SITE)."""
-    manifest = _read_manifest(site)
+    manifest = _existing_manifest(site)
     base_url = manifest.get("base_url")
     yanked = manifest.get("yanked")
     return (
@@ -120,9 +131,41 @@ def site_settings(site: Path) -> tuple[str | None, dict[str, str]]:
 
 def site_files(site: Path) -> list[Path]:
     """The files SITE lists already (those its manifest knows and that are there)."""
-    known = _read_manifest(site).get("files", {})
-    paths = [site / "files" / str(data.get("project")) / name for name, data in known.items()]
+    known = _existing_manifest(site).get("files", {})
+    paths = [site / "files" / entry.project / name for name, (entry, _) in known.items()]
     return sorted((p for p in paths if p.is_file()), key=lambda p: p.name)
+
+
+def _existing_manifest(site: Path) -> dict[str, Any]:
+    """The manifest of a SITE that is to be added to: refused when SITE has content but no
+    manifest that can be read (adding to it would drop what it lists from its pages)."""
+    manifest = _read_manifest(site)
+    if manifest is None or (not manifest and (site / "simple").exists()):
+        raise OutputError(
+            f"{site}: its {MANIFEST_NAME} is missing or cannot be read, so what it lists is "
+            "unknown; write it again with 'wheelpatch index ... -o SITE'"
+        )
+    return manifest
+
+
+@contextlib.contextmanager
+def site_lock(site: Path) -> Iterator[None]:
+    """Hold SITE's lock (when SITE exists and the platform has ``flock``): runs into one SITE
+    take turns, so that none works from a manifest another is about to replace."""
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only
+    except ImportError:  # pragma: no cover - Windows: runs are not serialised
+        yield
+        return
+    if not site.is_dir():
+        yield
+        return
+    fd = os.open(site, os.O_RDONLY)  # the directory itself: no lock file to serve or leave
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -144,50 +187,58 @@ def write_site(
     base_url: str | None = None,
     yanked: Mapping[str, str] | None = None,
 ) -> IndexReport:
-    """Make ``site`` the simple repository of exactly ``inputs`` (see :func:`collect_inputs`)."""
+    """Make ``site`` the simple repository of exactly ``inputs`` (see :func:`collect_inputs`).
+
+    Every input is read and checked before anything is written; a refusal writes nothing."""
     report = IndexReport(site)
-    manifest = _read_manifest(site)
-    known: dict[str, dict[str, Any]] = manifest.get("files", {})
+    known = (_read_manifest(site) or {}).get("files", {})  # unreadable: read everything again
     entries: dict[str, IndexedFile] = {}
     sidecars: dict[str, bytes] = {}
     identities: dict[str, list[int]] = {}
     pending: dict[str, FileDigest] = {}
+    workers = _hash_workers()
     # hashlib releases the GIL: files are hashed on every core while this thread reads the next.
-    pool = ThreadPoolExecutor(_hash_workers(), thread_name_prefix="wheelpatch-index-hash")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="wheelpatch-index-hash")
+    in_flight: deque[str] = deque()  # at most a few files open at once, whatever their number
+
+    def finish(name: str) -> None:
+        entry = entries[name]
+        metadata = sidecars.get(name)
+        entries[name] = dataclasses.replace(
+            entry,
+            sha256=pending.pop(name).result(),
+            metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
+            metadata_size=len(metadata) if metadata else None,
+        )
+
     try:
         for path in inputs:
             name = path.name
-            stat = os.stat(path)
-            identity = [stat.st_size, stat.st_mtime_ns]
+            try:
+                info = os.stat(path)
+            except OSError as exc:
+                raise InvalidWheel(f"{path}: cannot read ({exc.strerror})") from None
+            identity = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
             identities[name] = identity
-            previous = known.get(name)
-            if (
-                previous is not None
-                and previous.get("identity") == identity
-                and _placed(site, previous, name)
-            ):
-                entries[name] = IndexedFile.from_manifest(name, previous)
+            previous, recorded = known.get(name, (None, None))
+            if previous is not None and recorded == identity and _placed(site, previous):
+                entries[name] = previous
                 report.reused.append(name)
                 continue
-            pending[name] = FileDigest(path, pool)  # hashed while the next ones are read
-            indexed, metadata = read_distribution(path)
+            indexed, metadata = read_distribution(path)  # patch's refusal, first
             entries[name] = indexed
             if metadata is not None:
                 sidecars[name] = metadata
+            try:
+                pending[name] = FileDigest(path, pool)
+            except OSError as exc:
+                raise InvalidWheel(f"{path}: cannot open ({exc.strerror})") from None
+            in_flight.append(name)
+            while len(in_flight) > 2 * workers:
+                finish(in_flight.popleft())
             report.hashed.append(name)
-        for name, digest in pending.items():
-            entry = entries[name]
-            metadata = sidecars.get(name)
-            entries[name] = IndexedFile(
-                project=entry.project,
-                version=entry.version,
-                filename=name,
-                kind=entry.kind,
-                size=entry.size,
-                sha256=digest.result(),
-                requires_python=entry.requires_python,
-                metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
-            )
+        while in_flight:
+            finish(in_flight.popleft())
     finally:
         for digest in pending.values():
             digest.close()
@@ -208,15 +259,18 @@ def _hash_workers() -> int:
     return max(1, min(4, cores or 1))
 
 
-def _placed(site: Path, previous: Mapping[str, Any], name: str) -> bool:
-    """The file the manifest knows is in SITE, at its size, with its sidecar if it has one."""
-    directory = site / "files" / str(previous.get("project"))
+def _placed(site: Path, previous: IndexedFile) -> bool:
+    """The file the manifest knows is in SITE at its size, with its sidecar at its size."""
+    directory = site / "files" / previous.project
     try:
-        if (directory / name).stat().st_size != previous.get("size"):
+        if (directory / previous.filename).stat().st_size != previous.size:
             return False
+        if previous.metadata_sha256 is None:
+            return True
+        sidecar = (directory / f"{previous.filename}.metadata").stat().st_size
     except OSError:
         return False
-    return previous.get("metadata_sha256") is None or (directory / f"{name}.metadata").is_file()
+    return sidecar == previous.metadata_size
 
 
 def _write(
@@ -225,7 +279,7 @@ def _write(
     sources: Mapping[str, Path],
     sidecars: Mapping[str, bytes],
     identities: Mapping[str, list[int]],
-    known: Mapping[str, Mapping[str, Any]],
+    known: Mapping[str, tuple[IndexedFile, Any]],
     base_url: str | None,
     yanked: Mapping[str, str] | None,
     report: IndexReport,
@@ -233,13 +287,13 @@ def _write(
     files_dir = site / "files"
     simple = site / "simple"
     for name, entry in entries.items():
+        if name in report.reused:
+            continue
         directory = files_dir / entry.project
-        target = directory / name
-        if name in sidecars or name not in report.reused:
-            directory.mkdir(parents=True, exist_ok=True)
-            _place(sources[name], target)
-            if name in sidecars:
-                _write_bytes(directory / f"{name}.metadata", sidecars[name], report, site)
+        directory.mkdir(parents=True, exist_ok=True)
+        _place(sources[name], directory / name)
+        if name in sidecars:
+            _write_bytes(directory / f"{name}.metadata", sidecars[name], report, site)
     projects: dict[str, list[IndexedFile]] = {}
     for entry in entries.values():
         projects.setdefault(entry.project, []).append(entry)
@@ -253,18 +307,19 @@ def _write(
     simple.mkdir(parents=True, exist_ok=True)
     _write_bytes(simple / "index.html", page, report, site)
     _write_bytes(simple / "index.json", document, report, site)
-    # What this tool wrote before and is no longer given: its files, sidecars and pages.
-    for name, previous in sorted(known.items()):
+    # What this tool wrote before and is no longer given: its files, sidecars and pages (the
+    # manifest's entries are checked names of distributions, so nothing outside SITE is touched).
+    for name, (previous, _) in sorted(known.items()):
         if name in entries:
             continue
-        directory = files_dir / str(previous.get("project"))
+        directory = files_dir / previous.project
         for stale in (directory / name, directory / f"{name}.metadata"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
                 report.removed.append(str(stale.relative_to(site)))
         with contextlib.suppress(OSError):
             directory.rmdir()  # only when empty
-    for gone in sorted({str(p.get("project")) for p in known.values()} - set(projects)):
+    for gone in sorted({p.project for p, _ in known.values()} - set(projects)):
         for page_name in ("index.html", "index.json"):
             with contextlib.suppress(FileNotFoundError):
                 (simple / gone / page_name).unlink()
@@ -288,18 +343,28 @@ def _encode(document: object) -> bytes:
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _read_manifest(site: Path) -> dict[str, Any]:
+def _read_manifest(site: Path) -> dict[str, Any] | None:
+    """SITE's manifest; ``{}`` for a SITE without one, None for one that cannot be read. Entries
+    that are not what this tool writes are left out (their files are then read again)."""
     path = site / MANIFEST_NAME
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):
-        return {}  # unreadable: index from scratch (every file is read again)
+        return None
     if not isinstance(data, dict) or data.get("schema") != _SCHEMA:
-        return {}
+        return None
     files = data.get("files")
-    return data if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return None
+    known = {}
+    for name, entry in files.items():
+        indexed = IndexedFile.from_manifest(name, entry)
+        identity = entry.get("identity") if isinstance(entry, dict) else None
+        if indexed is not None:
+            known[name] = (indexed, identity)
+    return {**data, "files": known}
 
 
 def _write_bytes(
@@ -324,21 +389,15 @@ def _write_bytes(
 
 
 def _place(source: Path, target: Path) -> None:
-    """``target`` holds ``source``'s bytes: a hard link where the file system allows, else a copy;
-    either under a temporary name, then renamed into place."""
+    """``target`` holds ``source``'s bytes: a copy (the kernel copies: ``copy_file_range`` or
+    ``sendfile``), under a temporary name, then renamed into place. Not a hard link: a later
+    write into the input (``cp`` over it) would change what is served under an old hash."""
     with contextlib.suppress(FileNotFoundError):
-        if os.path.samefile(source, target):
+        if os.path.samefile(source, target):  # indexing SITE's own files again
             return
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        temp.unlink()
     try:
-        os.link(source, temp)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
         shutil.copyfile(source, temp)
-    try:
         os.replace(temp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
