@@ -547,3 +547,20 @@ def test_same_bytes_from_other_processes_and_input_orders(tmp_path: Path) -> Non
         assert done.returncode == 0, done.stderr
         sites.append(snapshot(site))
     assert sites[0] == sites[1]
+
+
+def test_link_hard_links_the_files_a_symlink_names(cli: Cli, tmp_path: Path) -> None:
+    """``--link``: the file served is the input's own inode (a symlinked input: its target's)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    wheel = build_wheel(store, WheelSpec())
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / wheel.name).symlink_to(Path("..") / "store" / wheel.name)
+    assert cli("index", "--link", tmp_path / "in", "-o", tmp_path / "site").code == 0
+    served = tmp_path / "site" / "files" / "demo" / wheel.name
+    assert not served.is_symlink()
+    assert served.stat().st_ino == wheel.stat().st_ino
+    copied = tmp_path / "site-copied" / "files" / "demo" / wheel.name
+    assert cli("index", tmp_path / "in", "-o", tmp_path / "site-copied").code == 0
+    assert copied.stat().st_ino != wheel.stat().st_ino
+    assert copied.read_bytes() == wheel.read_bytes()

@@ -181,6 +181,13 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", required=True, type=Path, metavar="SITE", help="the site to write"
     )
     _index_options(index)
+    index.add_argument(
+        "--link",
+        action="store_true",
+        help="hard-link the files into SITE instead of copying them (fastest; only for inputs "
+        "that are replaced, never written into: a write into an input would change a served "
+        "file under its old hash)",
+    )
     index.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     return parser
 
@@ -470,7 +477,9 @@ def _index(args: argparse.Namespace, out: TextIO) -> int:
     if unknown:
         raise ConfigError([f"--yank {name}: no such file among those indexed" for name in unknown])
     with site_lock(args.output):
-        report = write_site(inputs, args.output, base_url=args.base_url, yanked=yanked)
+        report = write_site(
+            inputs, args.output, base_url=args.base_url, yanked=yanked, link=args.link
+        )
     if args.json:
         dump(out, report.as_json())
         return EXIT_OK

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,12 @@ def write_site(
     *,
     base_url: str | None = None,
     yanked: Mapping[str, str] | None = None,
+    link: bool = False,
 ) -> IndexReport:
     """Make ``site`` the simple repository of exactly ``inputs`` (see :func:`collect_inputs`).
+
+    New files are copied into SITE; with ``link``, hard-linked where the file system allows (the
+    input must then only ever be replaced, never written into).
 
     Every input is read and checked before anything is written; a refusal writes nothing."""
     report = IndexReport(site)
@@ -197,9 +202,14 @@ def write_site(
     identities: dict[str, list[int]] = {}
     pending: dict[str, FileDigest] = {}
     workers = _hash_workers()
-    # hashlib releases the GIL: files are hashed on every core while this thread reads the next.
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="wheelpatch-index-hash")
+    # hashlib and the kernel's copy release the GIL: files are hashed and copied on every core
+    # while this thread reads and checks the next.
+    pool = ThreadPoolExecutor(2 * workers, thread_name_prefix="wheelpatch-index")
     in_flight: deque[str] = deque()  # at most a few files open at once, whatever their number
+    # New files are copied into a staging directory beside SITE (one file system, so that they
+    # can be renamed into place), and only once every input is read, checked and copied.
+    staging = site.parent / f".{site.name}.staging-{os.getpid()}"
+    copies: list[Future[None]] = []
 
     def finish(name: str) -> None:
         entry = entries[name]
@@ -212,43 +222,64 @@ def write_site(
         )
 
     try:
-        for path in inputs:
-            name = path.name
-            try:
-                info = os.stat(path)
-            except OSError as exc:
-                raise InvalidWheel(f"{path}: cannot read ({exc.strerror})") from None
-            identity = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
-            identities[name] = identity
-            previous, recorded = known.get(name, (None, None))
-            if previous is not None and recorded == identity and _placed(site, previous):
-                entries[name] = previous
-                report.reused.append(name)
-                continue
-            indexed, metadata = read_distribution(path)  # patch's refusal, first
-            entries[name] = indexed
-            if metadata is not None:
-                sidecars[name] = metadata
-            try:
-                pending[name] = FileDigest(path, pool)
-            except OSError as exc:
-                raise InvalidWheel(f"{path}: cannot open ({exc.strerror})") from None
-            in_flight.append(name)
-            while len(in_flight) > 2 * workers:
+        try:
+            for path in inputs:
+                name = path.name
+                try:
+                    info = os.stat(path)
+                except OSError as exc:
+                    raise InvalidWheel(f"{path}: cannot read ({exc.strerror})") from None
+                identity = [
+                    info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+                ]  # fmt: skip
+                identities[name] = identity
+                previous, recorded = known.get(name, (None, None))
+                if previous is not None and recorded == identity and _placed(site, previous):
+                    entries[name] = previous
+                    report.reused.append(name)
+                    continue
+                indexed, metadata = read_distribution(path)  # patch's refusal, first
+                entries[name] = indexed
+                if metadata is not None:
+                    sidecars[name] = metadata
+                try:
+                    pending[name] = FileDigest(path, pool)
+                except OSError as exc:
+                    raise InvalidWheel(f"{path}: cannot open ({exc.strerror})") from None
+                if not _is_in(site, path):
+                    staging.mkdir(parents=True, exist_ok=True)
+                    place = _link if link else _copy
+                    copies.append(pool.submit(place, path, staging / name))
+                in_flight.append(name)
+                while len(in_flight) > 2 * workers:
+                    finish(in_flight.popleft())
+                report.hashed.append(name)
+            while in_flight:
                 finish(in_flight.popleft())
-            report.hashed.append(name)
-        while in_flight:
-            finish(in_flight.popleft())
-    finally:
-        for digest in pending.values():
-            digest.close()
-        pool.shutdown(wait=True)
-    by_path = {p.name: p for p in inputs}
-    try:
-        _write(site, entries, by_path, sidecars, identities, known, base_url, yanked, report)
-    except OSError as exc:
+            for copy in copies:
+                copy.result()
+        finally:
+            for digest in pending.values():
+                digest.close()
+            for copy in copies:
+                copy.cancel()
+            pool.shutdown(wait=True)
+        by_path = {p.name: p for p in inputs}
+        try:
+            _write(
+                site, entries, by_path, staging, sidecars, identities, known, base_url, yanked,
+                report,
+            )  # fmt: skip
+        except OSError as exc:
+            where = exc.filename or site
+            raise OutputError(f"{where}: cannot write ({exc.strerror or exc})") from None
+    except OSError as exc:  # a copy that failed: name its file
+        if isinstance(exc, OutputError):
+            raise
         where = exc.filename or site
         raise OutputError(f"{where}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report.projects = len({e.project for e in entries.values()})
     report.files = len(entries)
     return report
@@ -277,6 +308,7 @@ def _write(
     site: Path,
     entries: Mapping[str, IndexedFile],
     sources: Mapping[str, Path],
+    staging: Path,
     sidecars: Mapping[str, bytes],
     identities: Mapping[str, list[int]],
     known: Mapping[str, tuple[IndexedFile, Any]],
@@ -291,7 +323,8 @@ def _write(
             continue
         directory = files_dir / entry.project
         directory.mkdir(parents=True, exist_ok=True)
-        _place(sources[name], directory / name)
+        if not _is_in(site, sources[name]):  # else it is SITE's own file, indexed again
+            os.replace(staging / name, directory / name)
         if name in sidecars:
             _write_bytes(directory / f"{name}.metadata", sidecars[name], report, site)
     projects: dict[str, list[IndexedFile]] = {}
@@ -388,17 +421,26 @@ def _write_bytes(
         report.written.append(str(path.relative_to(site)))
 
 
-def _place(source: Path, target: Path) -> None:
-    """``target`` holds ``source``'s bytes: a copy (the kernel copies: ``copy_file_range`` or
-    ``sendfile``), under a temporary name, then renamed into place. Not a hard link: a later
-    write into the input (``cp`` over it) would change what is served under an old hash."""
-    with contextlib.suppress(FileNotFoundError):
-        if os.path.samefile(source, target):  # indexing SITE's own files again
-            return
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+def _copy(source: Path, target: Path) -> None:
+    """A copy made by the kernel (``copy_file_range`` or ``sendfile``). Not a hard link: writing
+    into the input later (``cp`` over it) would change what is served under the page's hash."""
+    shutil.copyfile(source, target)
+
+
+def _link(source: Path, target: Path) -> None:
+    """A hard link to the file ``source`` names (its target, for a symlink), else a copy."""
     try:
-        shutil.copyfile(source, temp)
-        os.replace(temp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+        os.link(os.path.realpath(source), target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        _copy(source, target)
+
+
+def _is_in(site: Path, path: Path) -> bool:
+    """Whether ``path`` is a file SITE serves already (SITE's own files, indexed again)."""
+    files = site / "files"
+    try:
+        return files.exists() and path.resolve().is_relative_to(files.resolve())
+    except (OSError, ValueError):
+        return False
