@@ -564,3 +564,16 @@ def test_link_hard_links_the_files_a_symlink_names(cli: Cli, tmp_path: Path) -> 
     assert cli("index", tmp_path / "in", "-o", tmp_path / "site-copied").code == 0
     assert copied.stat().st_ino != wheel.stat().st_ino
     assert copied.read_bytes() == wheel.read_bytes()
+
+
+def test_a_refusal_after_files_were_copied_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
+    """The last input is refused after the others were read and copied: no SITE, no staging."""
+    wheelhouse(tmp_path / "in", 3)
+    broken = tmp_path / "in" / "zzz-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip at all, just some text" * 4)
+    before = snapshot(tmp_path)
+    result = cli("index", tmp_path / "in", "-o", tmp_path / "site")
+    assert result.code == 1
+    assert result.err.startswith("error: zzz-1.0-py3-none-any.whl: not a zip archive")
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
