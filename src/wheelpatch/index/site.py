@@ -170,15 +170,9 @@ def site_lock(site: Path) -> Iterator[None]:
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
-    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return a.stat().st_size == b.stat().st_size and (
+        FileDigest(a).result() == FileDigest(b).result()
+    )
 
 
 def write_site(
