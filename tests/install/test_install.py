@@ -60,6 +60,21 @@ def torch_spec(**changes: object) -> WheelSpec:
     return spec
 
 
+def drain(leader: int) -> str:
+    """Everything written to a pty whose other end is closed, as text; the leader is closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
 @pytest.fixture
 def install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     config = tmp_path / "pyproject.toml"
@@ -401,17 +416,7 @@ def test_progress_on_a_terminal_plain_lines_otherwise(tmp_path: Path) -> None:
             leader, follower = pty.openpty()
             done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=follower, check=False)
             os.close(follower)
-            chunks = []
-            while True:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # EIO: the other end is closed and drained
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            os.close(leader)
-            err = b"".join(chunks).decode()
+            err = drain(leader)
         else:
             done = subprocess.run(argv, capture_output=True, check=False)
             err = done.stderr.decode()

@@ -24,7 +24,7 @@ from wheelpatch.install.stash import PLATFORM_ERROR
 
 from ..conftest import WheelSpec, build_wheel
 from ..hermetic import hermetic_env
-from .test_install import CONFIG, TORCH_FILES, _check_record, torch_spec
+from .test_install import CONFIG, TORCH_FILES, _check_record, drain, torch_spec
 
 INSTALL_SCRIPT = Path(sys.executable).with_name("wheelpatch-install")
 
@@ -116,17 +116,7 @@ def test_progress_draws_each_state_once(tmp_path: Path) -> None:
         )  # fmt: skip
     finally:
         os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the other end is closed and drained
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    err = b"".join(chunks).decode()
+    err = drain(leader)
     assert done.returncode == 0, err
     draws = [part for part in err.split("\r") if part.startswith("installing ")]
     assert draws, err
