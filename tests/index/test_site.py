@@ -301,10 +301,10 @@ def test_a_missing_directory_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     )
 
 
-def test_patch_then_index_in_one_command(
-    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
-) -> None:
-    """``patch --index SITE`` adds the patched wheels to SITE and keeps what it listed."""
+def patch_index_setup(
+    tmp_path: Path, config_file: Callable[[str], Path]
+) -> tuple[Path, Path, Path]:
+    """A configuration that patches torch, a filelock wheel to index first, and where SITE goes."""
     config = config_file(
         '[tool.wheelpatch]\nlocal-version = "stripe.2"\n'
         '[tool.wheelpatch.overrides.torch]\nremove = ["triton"]\n'
@@ -312,7 +312,14 @@ def test_patch_then_index_in_one_command(
     (tmp_path / "other").mkdir()
     (tmp_path / "in").mkdir()
     kept = build_wheel(tmp_path / "other", WheelSpec(name="filelock"))
-    site = tmp_path / "site"
+    return config, kept, tmp_path / "site"
+
+
+def test_patch_then_index_in_one_command(
+    cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
+    """``patch --index SITE`` adds the patched wheels to SITE and keeps what it listed."""
+    config, kept, site = patch_index_setup(tmp_path, config_file)
     assert cli("index", kept.parent, "-o", site).code == 0
     torch = build_wheel(tmp_path / "in", WheelSpec(name="torch", requires=("triton",)))
     result = cli("patch", "--config", config, "-o", tmp_path / "out", "--index", site, torch)
@@ -337,14 +344,7 @@ def test_patch_index_keeps_the_base_url_and_the_yanks_of_the_site(
     cli: Cli, tmp_path: Path, config_file: Callable[[str], Path]
 ) -> None:
     """A site for an object store stays one when ``patch --index`` adds to it."""
-    config = config_file(
-        '[tool.wheelpatch]\nlocal-version = "stripe.2"\n'
-        '[tool.wheelpatch.overrides.torch]\nremove = ["triton"]\n'
-    )
-    (tmp_path / "other").mkdir()
-    (tmp_path / "in").mkdir()
-    kept = build_wheel(tmp_path / "other", WheelSpec(name="filelock"))
-    site = tmp_path / "site"
+    config, kept, site = patch_index_setup(tmp_path, config_file)
     store = "https://store.example/files/"
     args = ("--base-url", store, "--yank", f"{kept.name}=bad")
     assert cli("index", kept.parent, "-o", site, *args).code == 0
