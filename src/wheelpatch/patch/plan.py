@@ -21,7 +21,14 @@ from ..wheel.metadata import Change
 from ..wheel.record import Record, RecordRow, digest_bytes
 from ..wheel.source_wheel import SourceWheel
 
-__all__ = ["PROVENANCE_NAME", "Change", "PatchPlan", "Unchanged", "plan_patch"]
+__all__ = [
+    "PROVENANCE_NAME",
+    "Change",
+    "PatchPlan",
+    "Unchanged",
+    "patched_filename",
+    "plan_patch",
+]
 
 #: The provenance document's name in a ``.dist-info`` directory (written by ``provenance``).
 PROVENANCE_NAME = "wheelpatch.json"
@@ -126,6 +133,14 @@ class PatchPlan:
         return lines
 
 
+def patched_filename(filename: str, version: Version) -> str:
+    """The wheel file name ``filename`` takes with ``version``: only the version part changes,
+    spelled as the other parts were (a proxy lists it before any wheel is read)."""
+    stem = filename.removesuffix(".whl")
+    name, _, rest = stem.split("-", 2)
+    return f"{name}-{version}-{rest}.whl"
+
+
 def _rename_dir(directory: str, version: Version, suffix: str) -> str:
     name = directory.removesuffix(suffix).rpartition("-")[0]
     return f"{name}-{version}{suffix}"
@@ -208,9 +223,7 @@ def plan_patch(
     if not changes:
         return Unchanged(wheel, f"{override.key} changes nothing in {wheel.name} {wheel.version}")
 
-    stem = where.removesuffix(".whl")
-    _, _, rest = stem.split("-", 2)
-    filename = f"{stem.split('-', 1)[0]}-{new_version}-{rest}.whl"
+    filename = patched_filename(where, new_version)
     return PatchPlan(
         wheel=wheel,
         override=override,
