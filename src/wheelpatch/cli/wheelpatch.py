@@ -27,6 +27,7 @@ from ..errors import (
     WheelpatchError,
 )
 from ..wheel.digest import FileDigest
+from . import serve
 from .terminal import Parser, dump, error, json_on_error, message, standard_streams
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
         "file under its old hash)",
     )
     index.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    serve.add_commands(commands)
     return parser
 
 
@@ -224,6 +226,8 @@ def _main(args: argparse.Namespace, out: TextIO) -> int:
             return _show(args, out)
         if args.command == "index":
             return _index(args, out)
+        if args.command in ("serve", "warm"):
+            return serve.run(args, out)
         return _verify(args, out)
     except KeyboardInterrupt:
         error("interrupted")

@@ -1,0 +1,283 @@
+"""The HTTP face of the proxy: a Starlette application, an adapter like the CLI. It checks the
+request, asks :class:`~wheelpatch.index.service.ProxyService`, and turns errors into a status
+with a one-line body.
+
+Run it with ``wheelpatch serve``, or under any ASGI server, one process or many sharing a cache
+directory: ``uvicorn --factory wheelpatch.index.app:create_app`` (settings from the
+``WHEELPATCH_SERVE_*`` environment variables).
+
+- ``GET /simple/`` and ``/simple/<project>/``: pages in PEP 503 HTML or PEP 691 JSON, chosen by
+  ``Accept`` (or ``?format=``); a name that is not normalized is redirected to the one that is.
+- ``GET /files/<project>/<file>``: a patched wheel (``Range``, ``ETag``, ``If-None-Match``), its
+  ``.metadata`` sidecar, or, with ``links="proxy"``, an upstream file passed through.
+- ``GET /health``: 200 and what the proxy serves from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from itertools import chain
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..errors import WheelpatchError
+from .cache import CachedFile
+from .listing import HTML_TYPE, JSON_TYPE, render_html, render_json, render_project_list
+from .service import NotFound, ProxyService
+from .settings import ServeSettings
+from .upstream import UpstreamError
+
+__all__ = ["choose_media_type", "create_app"]
+
+_log = logging.getLogger("wheelpatch.serve")
+_PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_OFFERED = (JSON_TYPE, HTML_TYPE, "text/html")
+_WILDCARDS = {"*/*": "text/html", "application/*": JSON_TYPE, "text/*": "text/html"}
+_LATEST = {
+    "application/vnd.pypi.simple.latest+json": JSON_TYPE,
+    "application/vnd.pypi.simple.latest+html": HTML_TYPE,
+}
+
+
+def choose_media_type(accept: str | None, format_: str | None = None) -> str | None:
+    """The page format to answer with (PEP 691): ``?format=`` first, then the ``Accept``
+    alternative of highest quality that is offered (on a tie, the first listed); HTML when the
+    client says nothing; None when nothing it accepts is offered (406)."""
+    if format_:
+        wanted = _LATEST.get(format_, format_)
+        return wanted if wanted in _OFFERED else None
+    if not accept or not accept.strip():
+        return "text/html"
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        media = _LATEST.get(media, _WILDCARDS.get(media, media))
+        if media not in _OFFERED or quality <= 0:
+            continue
+        if best is None or quality > best[0]:
+            best = (quality, position, media)
+    return best[2] if best else None
+
+
+def _page_response(html: bytes, json: bytes, request: Request, headers: dict[str, str]) -> Response:
+    media = choose_media_type(request.headers.get("accept"), request.query_params.get("format"))
+    headers = {"vary": "Accept", **headers}
+    if media is None:
+        return PlainTextResponse(
+            f"none of the accepted types is offered (offered: {', '.join(_OFFERED)})\n",
+            status_code=406,
+            headers=headers,
+        )
+    body = json if media == JSON_TYPE else html
+    return Response(body, media_type=media, headers=headers)
+
+
+def _error(exc: Exception) -> Response:
+    if isinstance(exc, NotFound):
+        status = 404
+    elif isinstance(exc, UpstreamError):
+        status = exc.status
+    else:
+        status = 502
+    text = str(exc).replace("\n", " ")
+    return PlainTextResponse(text + "\n", status_code=status)
+
+
+def _valid_file_name(filename: str) -> bool:
+    """A distribution file name (or its ``.metadata``), nothing that could form another path."""
+    if "/" in filename or "\\" in filename or "\0" in filename or filename.startswith("."):
+        return False
+    name = filename.removesuffix(".metadata")
+    try:
+        if name.endswith(".whl"):
+            parse_wheel_filename(name)
+        else:
+            parse_sdist_filename(name)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return False
+    return True
+
+
+class _LeasedFile(FileResponse):
+    """A cached file, held against eviction until its last byte is sent (or the client left)."""
+
+    def __init__(self, service: ProxyService, entry: CachedFile, **kwargs: Any) -> None:
+        self._lease = service.cache.lease(entry)
+        super().__init__(entry.path, **kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._lease.release()
+
+
+def create_app(settings: ServeSettings | None = None) -> Starlette:
+    """The ASGI application. Without ``settings``, they are read from the environment (an ASGI
+    server's ``--factory``), and request lines are logged to stderr."""
+    if settings is None:
+        settings = ServeSettings.from_environ()
+        if not logging.getLogger("wheelpatch").handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+            logging.getLogger("wheelpatch").addHandler(handler)
+            logging.getLogger("wheelpatch").setLevel(logging.INFO)
+    service = ProxyService(settings)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "wheelpatch": __version__,
+                "upstreams": [u.url for u in settings.upstreams],
+            }
+        )
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("simple/", status_code=301)
+
+    async def root(request: Request) -> Response:
+        try:
+            names = await run_in_threadpool(service.root)
+        except WheelpatchError as exc:
+            return _error(exc)
+        html, json = render_project_list(names)
+        return _page_response(html, json, request, {})
+
+    async def project(request: Request) -> Response:
+        name = request.path_params["project"]
+        normal = canonicalize_name(name)
+        if not _PROJECT.fullmatch(normal):
+            return PlainTextResponse(f"{name!r} is not a project name\n", status_code=404)
+        if normal != name:
+            return RedirectResponse(f"../{normal}/", status_code=301)
+        try:
+            page = await run_in_threadpool(service.page, normal)
+        except WheelpatchError as exc:
+            return _error(exc)
+        headers = {"cache-control": f"max-age={int(min(settings.page_ttl, 600))}"}
+        if page.stale:
+            headers["warning"] = '110 wheelpatch "upstream unreachable: stale page"'
+        html, json = render_html(page.listing), render_json(page.listing)
+        return _page_response(html, json, request, headers)
+
+    async def files(request: Request) -> Response:
+        project_name, filename = request.path_params["project"], request.path_params["filename"]
+        if canonicalize_name(project_name) != project_name or not _PROJECT.fullmatch(project_name):
+            return PlainTextResponse(f"{project_name!r} is not a project name\n", 404)
+        if not _valid_file_name(filename):
+            return PlainTextResponse(f"{filename!r} is not a distribution file name\n", 404)
+        project = canonicalize_name(project_name)
+        try:
+            if filename.endswith(".metadata"):
+                data = await run_in_threadpool(
+                    service.metadata, project, filename.removesuffix(".metadata")
+                )
+                return Response(data, media_type="application/octet-stream")
+            result = await run_in_threadpool(service.file, project, filename)
+            if isinstance(result, CachedFile):
+                etag = f'"{result.sha256}"'
+                if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+                    return Response(status_code=304, headers={"etag": etag})
+                return _LeasedFile(
+                    service,
+                    result,
+                    headers={"etag": etag},
+                    media_type="application/octet-stream",
+                )
+            chunks: Iterator[bytes] = result
+            first = await run_in_threadpool(next, chunks, b"")
+        except WheelpatchError as exc:
+            return _error(exc)
+        return StreamingResponse(chain([first], chunks), media_type="application/octet-stream")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/health", health),
+            Route("/simple/", root),
+            Route("/simple/{project}/", project),
+            Route("/files/{project}/{filename}", files),
+        ],
+        lifespan=lifespan,
+        middleware=[Middleware(_RequestLog)],
+    )
+    return app
+
+
+class _RequestLog:
+    """One log line per request: method, path, status, bytes and time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        sent = 0
+
+        async def record(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            _log.info(
+                "%s %s %d %d bytes %.0f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                sent,
+                (time.perf_counter() - started) * 1000,
+            )

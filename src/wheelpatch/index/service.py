@@ -1,0 +1,406 @@
+"""The proxy's work, independent of HTTP: pages planned from upstream pages, patched METADATA
+worked out from range reads, patched wheels built once and cached.
+
+A patched wheel is a pure function of (upstream bytes, override, wheelpatch version), so its cache
+key is the hash of those: any number of workers and replicas build byte-identical files, and a
+lock file made from one replica's page is valid against another's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+
+from .. import __version__
+from ..errors import InvalidWheel, WheelpatchError
+from ..patch.plan import Unchanged, plan_patch
+from ..patch.writer import patched_size, write_wheel
+from ..rules.config import Override
+from ..wheel.source_wheel import read_wheel
+from .cache import Cache, CachedFile
+from .listing import ListedFile, Listing, ListingError, parse_listing, parse_project_list
+from .page_cache import CachedPage, PageCache
+from .proxy import Patched, Served, patch_candidates, plan_page, served_name
+from .remote import read_remote_wheel
+from .settings import ServeSettings
+from .upstream import UpstreamClient, UpstreamError, redact
+
+__all__ = ["NotFound", "ProxyService", "ServedPage"]
+
+_log = logging.getLogger(__name__)
+#: Upstream wheels whose METADATA is read at once when a page is first planned.
+_READERS = 8
+
+
+class NotFound(WheelpatchError):
+    """No configured upstream has the project, or the page lists no such file (404)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServedPage:
+    listing: Listing
+    served: dict[str, Served]
+    #: True when the upstream could not be reached and an older copy of its page answered.
+    stale: bool
+    upstream: str
+
+
+class ProxyService:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.cache = Cache(settings.cache_dir / "files", settings.cache_size)
+        self.pages = PageCache(settings.cache_dir)
+        self.client = UpstreamClient(settings.upstreams, settings.timeout, settings.retries)
+        self._work = settings.cache_dir / "work"
+        self._work.mkdir(parents=True, exist_ok=True)
+        self._readers = ThreadPoolExecutor(_READERS, thread_name_prefix="wheelpatch-read")
+        self._builders = ThreadPoolExecutor(2, thread_name_prefix="wheelpatch-build")
+        self._queued: set[str] = set()
+        self._queued_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._readers.shutdown(wait=False, cancel_futures=True)
+        self._builders.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    def _override(self, project: str) -> Override | None:
+        return self.settings.config.override_for(project)
+
+    def _upstream_page(self, project: NormalizedName) -> tuple[CachedPage, bool]:
+        cached = self.pages.get(project)
+        if cached is not None and cached.age() <= self.settings.page_ttl:
+            return cached, False
+        try:
+            fetched = self.client.project(project)
+        except UpstreamError as exc:
+            if cached is not None and exc.status == 503 and cached.age() <= self.settings.stale_age:
+                _log.warning(
+                    "%s: serving the page of %s fetched %.0f s ago (%s)",
+                    cached.upstream,
+                    project,
+                    cached.age(),
+                    exc,
+                )
+                return cached, True
+            raise
+        if fetched is None:
+            raise NotFound(f"no configured upstream has a project {project!r}")
+        self.pages.put(project, fetched)
+        return fetched, False
+
+    def page(self, project: NormalizedName) -> ServedPage:
+        raw, stale = self._upstream_page(project)
+        try:
+            listing = parse_listing(raw.body, raw.content_type, project, raw.url)
+        except ListingError as exc:  # checked when fetched: only a damaged cache gets here
+            raise UpstreamError(f"{raw.url}: {exc}") from None
+        override = self._override(project)
+        known: dict[str, Patched | str] = {}
+        candidates = patch_candidates(listing, override)
+        if override is not None and candidates:
+            results = self._readers.map(lambda f: self._known(f, override), candidates)
+            for file, result in zip(candidates, results, strict=True):
+                known[file.filename] = result
+        planned, served = plan_page(
+            listing,
+            override,
+            known,
+            links=self.settings.links,
+            unpatched=self.settings.unpatched,
+        )
+        if self.settings.eager and override is not None:
+            for name, source in served.items():
+                if source.patched and source.problem is None:
+                    self._build_later(project, name)
+        return ServedPage(planned, served, stale, raw.upstream)
+
+    def root(self) -> list[str]:
+        names: set[str] = set()
+        for upstream in self.settings.upstreams:
+            response = self.client._get(upstream.url, {"accept": "text/html"})
+            if response.status_code != 200:
+                raise UpstreamError(f"{upstream.url}: answered {response.status_code}")
+            try:
+                names.update(
+                    parse_project_list(
+                        response.content, response.headers.get("content-type", "text/html")
+                    )
+                )
+            except ListingError as exc:
+                raise UpstreamError(f"{upstream.url}: {exc}") from None
+        return sorted(names)
+
+    # -- what a patched file will be --------------------------------------------------------------
+
+    def _key(self, upstream_sha256: str, override: Override, filename: str) -> str:
+        """The cache key of a patched wheel: everything its bytes are a function of."""
+        identity = "\0".join((upstream_sha256, override.digest, __version__, filename))
+        return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+    def _identity(self, file: ListedFile) -> tuple[Override, str, str]:
+        """The override, upstream sha256 and cache key of an upstream wheel to patch."""
+        override = self._override(parse_wheel_filename(file.filename)[0])
+        if override is None or file.sha256 is None:
+            raise UpstreamError(f"{file.filename}: not a wheel the proxy patches")
+        return override, file.sha256, self._key(file.sha256, override, file.filename)
+
+    @staticmethod
+    def _info_key(key: str) -> str:
+        """The key of what is known of that wheel before it is built (its own lock: working it
+        out may build the wheel, under the wheel's)."""
+        return hashlib.sha256(f"info\0{key}".encode()).hexdigest()
+
+    def _known(self, file: ListedFile, override: Override) -> Patched | str:
+        """What the patched file of ``file`` will be, or why there will be none."""
+        try:
+            return self._patched_info(file, override)
+        except (WheelpatchError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, WheelpatchError) else f"{exc.strerror}"
+            _log.warning("%s: not listed (%s)", file.filename, reason)
+            return reason
+
+    def _patched_info(self, file: ListedFile, override: Override) -> Patched:
+        sha256 = file.sha256
+        if sha256 is None:
+            raise UpstreamError(f"{redact(file.url)}: the upstream lists no sha256 for it")
+        key = self._key(sha256, override, file.filename)
+        data = self.cache.get_or_build_bytes(
+            self._info_key(key), "info.json", lambda: self._read_info(file, key)
+        )
+        try:
+            info = json.loads(data)
+            patched = Patched(
+                filename=str(info["filename"]),
+                size=int(info["size"]),
+                metadata_sha256=hashlib.sha256(base64.b64decode(info["metadata"])).hexdigest(),
+                requires_python=info["requires_python"],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"{file.filename}: cache entry {key} is damaged ({exc})") from None
+        built = self.cache.lookup(key, patched.filename)
+        if built is not None:
+            patched = Patched(
+                patched.filename,
+                patched.size,
+                patched.metadata_sha256,
+                patched.requires_python,
+                built.sha256,
+            )
+        return patched
+
+    def _read_info(self, file: ListedFile, key: str) -> bytes:
+        """METADATA and size of the patched file, from range reads of the upstream wheel (its
+        end of central directory, central directory and ``.dist-info`` members); from the whole
+        wheel, built at once, when the upstream does not serve ranges."""
+        override, sha256, _ = self._identity(file)
+        size = file.size if file.size is not None else self.client.size(file.url)
+        if size is not None:
+            fetched = 0
+
+            def read_range(offset: int, length: int) -> bytes:
+                nonlocal fetched
+                data = self.client.read_range(file.url, offset, length)
+                if data is None:
+                    raise _NoRanges
+                fetched += length
+                return data
+
+            try:
+                remote = read_remote_wheel(file.filename, size, read_range, self._work)
+            except _NoRanges:
+                pass
+            else:
+                plan = plan_patch(remote.wheel, self.settings.config)
+                _log.info(
+                    "%s: METADATA read with %d bytes of %d", file.filename, remote.fetched, size
+                )
+                if isinstance(plan, Unchanged):
+                    return _info(file.filename, size, remote.metadata, override, file)
+                epoch = os.environ.get("SOURCE_DATE_EPOCH") or None
+                return _info(
+                    plan.filename,
+                    patched_size(plan, sha256, epoch),
+                    plan.metadata,
+                    override,
+                    file,
+                )
+        # No ranges: the whole file it is, and then the wheel might as well be built now.
+        name = served_name(file, override)
+        assert name is not None
+        built, metadata = self._build(file, key, name, announced=None)
+        return _info(built.path.name, built.size, metadata, override, file)
+
+    def metadata(self, project: NormalizedName, filename: str) -> bytes:
+        """The PEP 658 sidecar of a file the page lists."""
+        page = self.page(project)
+        source = page.served.get(filename)
+        if source is None:
+            raise NotFound(f"{project}: the page lists no file {filename!r}")
+        if source.problem is not None:
+            raise UpstreamError(f"{filename}: {source.problem}")
+        if not source.patched:
+            if source.upstream.core_metadata is False:
+                raise NotFound(f"{filename}: the upstream has no metadata file for it")
+            data = self.client.read(source.upstream.url + ".metadata", 16 << 20)
+            expected = source.upstream.core_metadata
+            if isinstance(expected, dict) and "sha256" in expected:
+                found = hashlib.sha256(data).hexdigest()
+                if found != expected["sha256"]:
+                    raise UpstreamError(
+                        f"{filename}.metadata: sha256 {found} does not match the "
+                        f"{expected['sha256']} its index lists"
+                    )
+            return data
+        return self._announced(source)[1]
+
+    def _announced(self, source: Served) -> tuple[dict[str, object], bytes]:
+        file = source.upstream
+        _, _, key = self._identity(file)
+        data = self.cache.get_or_build_bytes(
+            self._info_key(key), "info.json", lambda: self._read_info(file, key)
+        )
+        info = json.loads(data)
+        return info, base64.b64decode(info["metadata"])
+
+    # -- downloads --------------------------------------------------------------------------------
+
+    def file(self, project: NormalizedName, filename: str) -> CachedFile | Iterator[bytes]:
+        """A patched wheel from the cache (built first if need be), or, for a file passed
+        through with ``links="proxy"``, the upstream's bytes as they arrive."""
+        page = self.page(project)
+        source = page.served.get(filename)
+        if source is None:
+            raise NotFound(f"{project}: the page lists no file {filename!r}")
+        if source.problem is not None:
+            raise UpstreamError(f"{filename}: {source.problem}")
+        if not source.patched:
+            return self.client.stream(source.upstream.url)
+        return self._patched_file(source, filename)
+
+    def _patched_file(self, source: Served, filename: str) -> CachedFile:
+        file = source.upstream
+        _, _, key = self._identity(file)
+        built = self.cache.lookup(key, filename)
+        if built is not None:
+            return built
+        info, metadata = self._announced(source)
+        return self._build(file, key, filename, announced=(info, metadata))[0]
+
+    def _build(
+        self,
+        file: ListedFile,
+        key: str,
+        filename: str,
+        announced: tuple[dict[str, object], bytes] | None,
+    ) -> tuple[CachedFile, bytes]:
+        """Fetch the upstream wheel once, check its sha256, patch it with the engine of
+        ``wheelpatch patch`` and cache the result; the patched METADATA and size must be what
+        the page announced."""
+        metadata: list[bytes] = []
+
+        def build(target: Path) -> None:
+            with tempfile.TemporaryDirectory(dir=self._work) as scratch:
+                upstream = Path(scratch) / file.filename
+                with upstream.open("wb") as out:
+                    self.client.download(file.url, out, file.sha256)
+                try:
+                    wheel = read_wheel(upstream)
+                    plan = plan_patch(wheel, self.settings.config)
+                except InvalidWheel as exc:
+                    raise UpstreamError(f"upstream wheel refused: {exc}") from None
+                if isinstance(plan, Unchanged):
+                    metadata.append(wheel.metadata_bytes)
+                    os.replace(upstream, target)
+                    return
+                metadata.append(plan.metadata)
+                if announced is not None and plan.metadata != announced[1]:
+                    raise UpstreamError(
+                        f"{filename}: the patched METADATA differs from the one the page "
+                        "announced (the upstream wheel changed?)"
+                    )
+                out_dir = Path(scratch) / "out"
+                out_dir.mkdir()
+                written = write_wheel(plan, out_dir)
+                if announced is not None and written.stat().st_size != announced[0]["size"]:
+                    raise UpstreamError(
+                        f"{filename}: {written.stat().st_size} bytes, not the "
+                        f"{announced[0]['size']} the page announced"
+                    )
+                os.replace(written, target)
+
+        built = self.cache.get_or_build(key, filename, build)
+        if metadata:
+            _log.info("%s: built (%d bytes, sha256 %s)", filename, built.size, built.sha256)
+            return built, metadata[0]
+        wheel = read_wheel(built.path)
+        return built, wheel.metadata_bytes
+
+    def _build_later(self, project: NormalizedName, filename: str) -> None:
+        with self._queued_lock:
+            if filename in self._queued:
+                return
+            self._queued.add(filename)
+
+        def run() -> None:
+            try:
+                self.file(project, filename)
+            except (WheelpatchError, OSError) as exc:
+                _log.warning("%s: not built ahead (%s)", filename, exc)
+            finally:
+                with self._queued_lock:
+                    self._queued.discard(filename)
+
+        self._builders.submit(run)
+
+    def warm(self, requirement: str) -> list[CachedFile]:
+        """Build the patched wheels of every version ``requirement`` admits (``torch==2.0.1``),
+        so that lockers see their hashes from the first page."""
+        try:
+            wanted = Requirement(requirement)
+        except InvalidRequirement as exc:
+            raise NotFound(f"{requirement!r} is not a requirement ({exc})") from None
+        project = canonicalize_name(wanted.name)
+        page = self.page(project)
+        built = []
+        for name, source in sorted(page.served.items()):
+            if not source.patched:
+                continue
+            version = parse_wheel_filename(name)[1]
+            if not wanted.specifier.contains(version, prereleases=True):
+                continue
+            if source.problem is not None:
+                raise UpstreamError(f"{name}: {source.problem}")
+            result = self.file(project, name)
+            assert isinstance(result, CachedFile)
+            built.append(result)
+        if not built:
+            raise NotFound(f"{requirement}: the proxy lists no patched wheel it admits")
+        return built
+
+
+class _NoRanges(Exception):
+    """The upstream answered a range request with the whole file."""
+
+
+def _info(filename: str, size: int, metadata: bytes, override: Override, file: ListedFile) -> bytes:
+    document = {
+        "filename": filename,
+        "size": size,
+        "metadata": base64.b64encode(metadata).decode("ascii"),
+        "requires_python": override.requires_python or file.requires_python,
+    }
+    return json.dumps(document, sort_keys=True).encode("utf-8")
