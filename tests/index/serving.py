@@ -1,0 +1,156 @@
+"""What the ``wheelpatch serve`` tests share: the proxy started as a real process on a free
+127.0.0.1 port, the torch/triton stand-in wheelhouse behind a real pypiserver, and their request
+logs."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..hermetic import hermetic_env
+from ..servers import answers, free_port, started
+
+ROOT = Path(__file__).parent.parent.parent
+EXAMPLE = ROOT / "plugin_examples" / "torch-without-triton"
+CONFIG = EXAMPLE / "pyproject.toml"
+LABELLED = "2.0.1+stripe.2"
+PATCHED_TORCH = "torch-2.0.1+stripe.2-py3-none-any.whl"
+_ACCESS = re.compile(r'"(GET|HEAD) (\S+) HTTP/1\.[01]" (\d{3}) (\d+|-)')
+
+
+@dataclass
+class Proxy:
+    """A running ``wheelpatch serve``: its base URL, log and process."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+    cache_dir: Path
+
+    @property
+    def index(self) -> str:
+        return self.url + "/simple/"
+
+    def log_text(self) -> str:
+        return self.log.read_text("utf-8", "replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind runs."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@contextlib.contextmanager
+def serve(
+    tmp_path: Path,
+    upstreams: Sequence[str],
+    *options: str | Path,
+    config: Path = CONFIG,
+    cache_dir: Path | None = None,
+    name: str = "proxy",
+    port: int | None = None,
+) -> Iterator[Proxy]:
+    """``wheelpatch serve`` on a free port (or ``port``) until ``/health`` answers; stopped by
+    its process id (SIGTERM, then SIGKILL) unless the test killed it first."""
+    cache = cache_dir or tmp_path / f"{name}-cache"
+    log = tmp_path / f"{name}.log"
+    for _ in range(1 if port is not None else 3):
+        chosen = port if port is not None else free_port()
+        argv = [
+            sys.executable, "-m", "wheelpatch", "serve", "--port", str(chosen),
+            "--config", str(config), "--cache-dir", str(cache),
+            *(f"--upstream={u}" for u in upstreams), *map(str, options),
+        ]  # fmt: skip
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=hermetic_env()
+            )
+        url = f"http://127.0.0.1:{chosen}"
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            if answers(url + "/health"):
+                break
+            time.sleep(0.05)
+        else:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            continue
+        proxy = Proxy(url, log, process, cache)
+        try:
+            yield proxy
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        return
+    pytest.fail(f"wheelpatch serve did not start; its log:\n{log.read_text(errors='replace')}")
+
+
+def make_wheelhouse(directory: Path) -> Path:
+    """The example's stand-ins: torch 2.0.1 <-> triton 2.0.0 (the cycle), CUDA packages, and
+    torch's other requirements; the same bytes every time."""
+    done = subprocess.run(
+        [sys.executable, EXAMPLE / "make_wheelhouse.py", directory],
+        env=hermetic_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return directory
+
+
+@dataclass
+class Upstream:
+    """A real pypiserver, and what its access log says was asked of it."""
+
+    url: str
+    log: Path
+    process_port: int
+
+    @property
+    def index(self) -> str:
+        return self.url + "/simple/"
+
+    def requests(self) -> list[tuple[str, int, int]]:
+        """(path, status, bytes sent) of every request, in order."""
+        found = []
+        for _, path, status, size in _ACCESS.findall(self.log.read_text("utf-8", "replace")):
+            found.append((urllib.parse.unquote(path), int(status), 0 if size == "-" else int(size)))
+        return found
+
+    def wheel_requests(self, filename: str) -> list[tuple[int, int]]:
+        """(status, bytes) of every request for that file."""
+        return [(s, n) for p, s, n in self.requests() if p.rsplit("/", 1)[-1] == filename]
+
+
+@contextlib.contextmanager
+def pypiserver(directory: Path, name: str = "upstream") -> Iterator[Upstream]:
+    """pypiserver serving ``directory`` with its access log on (``-v``), no fallback to PyPI."""
+    log = directory.parent / f"{name}-pypiserver.log"
+    chosen: list[int] = []
+
+    def argv(port: int) -> list[str]:
+        chosen.append(port)
+        return [
+            sys.executable, "-m", "pypiserver", "run", "-v", "-p", str(port), "-i", "127.0.0.1",
+            "-a", ".", "-P", ".", "--disable-fallback", str(directory),
+        ]  # fmt: skip
+
+    with started(argv, "/simple/", log, "pypiserver") as url:
+        yield Upstream(url, log, chosen[-1])
