@@ -5,6 +5,10 @@ archives that installers disagree about, so wheelpatch reads the structure itsel
 (and its ZIP64 form), every central directory entry, and every local header, which must agree with
 the central directory. Member data is never decompressed here except on request.
 
+A *partial* read (``known_from``) serves a wheel of which only the end was fetched over HTTP: the
+members before ``known_from`` are known from the central directory alone, without their local
+headers, so they can be counted but neither read nor copied.
+
 :class:`ArchiveWriter` writes a new archive whose unchanged members are byte ranges of the source,
 copied in the kernel (``copy_file_range``) where the platform allows, coalesced into runs.
 """
@@ -28,6 +32,7 @@ __all__ = [
     "Archive",
     "ArchiveWriter",
     "ZipMember",
+    "directory_offset",
     "iter_member_data",
     "read_archive",
     "read_member",
@@ -67,6 +72,9 @@ class ZipMember(NamedTuple):
 
     A named tuple rather than a dataclass: wheels have tens of thousands of members, and this is
     built once per member on every run.
+
+    A member before ``known_from`` of a partial read has ``data_offset`` -1 and no
+    ``local_extra`` (its local header was not read: see :attr:`header_read`).
     """
 
     name: str
@@ -91,10 +99,18 @@ class ZipMember(NamedTuple):
     #: The central directory entry as read, when it has no ZIP64 block: a copy of the member
     #: reuses it with only the offset changed.
     central: bytes = b""
+    #: Where the member's bytes end in the archive, data descriptor included: the next member's
+    #: header offset, or the central directory's offset after the last member.
+    span_end: int = -1
 
     @property
     def is_dir(self) -> bool:
         return self.name.endswith("/")
+
+    @property
+    def header_read(self) -> bool:
+        """Whether the local header was read (not so before ``known_from`` of a partial read)."""
+        return self.data_offset >= 0
 
     @property
     def end_offset(self) -> int:
@@ -134,9 +150,9 @@ def _join_extra(blocks: list[tuple[int, bytes]]) -> bytes:
     return b"".join(struct.pack("<HH", tag, len(data)) + data for tag, data in blocks)
 
 
-def _find_eocd(fd: int, size: int, where: str) -> tuple[int, bytes]:
+def _find_eocd(fd: int, size: int, where: str, known_from: int) -> tuple[int, bytes]:
     """Return the end record's offset and bytes; its comment must end the file exactly."""
-    tail_len = min(size, _EOCD.size + _MAX16)
+    tail_len = min(size - known_from, _EOCD.size + _MAX16)
     tail = os.pread(fd, tail_len, size - tail_len)
     pos = tail.rfind(_EOCD_SIG)
     trailing: int | None = None
@@ -190,7 +206,40 @@ def _decode_name(raw: bytes, flags: int, where: str) -> str:
         ) from None
 
 
-def read_archive(fd: int, where: str) -> Archive:
+class _Directory(NamedTuple):
+    """Where the central directory is, as the end records say."""
+
+    entries: int
+    size: int
+    offset: int
+    comment: bytes
+
+
+def _check_known_from(size: int, known_from: int) -> None:
+    if not 0 <= known_from <= size:
+        raise ValueError(f"known_from {known_from} is outside the archive's {size} bytes")
+
+
+def _before_known(where: str, what: str, offset: int, known_from: int) -> InvalidWheel:
+    return InvalidWheel(
+        f"{where}: {what} at offset {offset} lies before offset {known_from}, where the part of "
+        "the archive that was read begins"
+    )
+
+
+def directory_offset(fd: int, where: str, *, known_from: int = 0) -> int:
+    """Where the central directory of the archive open as ``fd`` starts, from its end records
+    alone (checked as :func:`read_archive` checks them), which must lie at or after
+    ``known_from``; the central directory itself may start before it.
+
+    A reader fetching the end of a remote archive learns from this how much more to fetch before
+    :func:`read_archive` can read the whole central directory."""
+    size = os.fstat(fd).st_size
+    _check_known_from(size, known_from)
+    return _locate_directory(fd, size, where, known_from).offset
+
+
+def read_archive(fd: int, where: str, *, known_from: int = 0) -> Archive:
     """Read and cross-check the directory of the zip archive open as ``fd``.
 
     ``where`` (the wheel's file name) starts every error message. Refused: anything that is not a
@@ -198,11 +247,35 @@ def read_archive(fd: int, where: str) -> Archive:
     that disagree with the end record, encrypted members, compression other than stored or deflate,
     data descriptors whose sizes the local header hides, duplicate names, local headers that
     disagree with the central directory, and overlapping members.
+
+    With ``known_from``, only the bytes from that offset to the end are real (the rest may be a
+    hole of zeros): the end records and the central directory must lie there, local headers are
+    read only for the members that start there, and the members tile the archive from the first of
+    those on. A member before it is known from the central directory alone: its ``data_offset`` is
+    -1, its ``span_end`` the next member's header offset (which must leave room for its local
+    header and data), and reading or copying it raises :class:`InvalidWheel`.
     """
     size = os.fstat(fd).st_size
+    _check_known_from(size, known_from)
+    directory = _locate_directory(fd, size, where, known_from)
+    if directory.offset < known_from:
+        raise _before_known(where, "the central directory", directory.offset, known_from)
+    cd = os.pread(fd, directory.size, directory.offset)
+    members = _parse_central(fd, cd, directory.entries, directory.offset, where, known_from)
+    total = sum(m.file_size for m in members)
+    if total > MAX_TOTAL_SIZE:
+        raise InvalidWheel(
+            f"{where}: members declare {total} bytes uncompressed, over the "
+            f"{MAX_TOTAL_SIZE >> 30} GiB cap"
+        )
+    return Archive(members=members, comment=directory.comment, size=size)
+
+
+def _locate_directory(fd: int, size: int, where: str, known_from: int) -> _Directory:
+    """Read and check the end record and its ZIP64 form."""
     if size < _EOCD.size:
         raise InvalidWheel(f"{where}: not a zip archive ({size} bytes)")
-    eocd_offset, eocd = _find_eocd(fd, size, where)
+    eocd_offset, eocd = _find_eocd(fd, size, where, known_from)
     _, disk, cd_disk, n_disk, count, cd_size, cd_offset, comment_len = _EOCD.unpack_from(eocd)
     comment = eocd[_EOCD.size : _EOCD.size + comment_len]
     if disk != 0 or cd_disk != 0 or n_disk != count:
@@ -210,6 +283,8 @@ def read_archive(fd: int, where: str) -> Archive:
     cd_end = eocd_offset
     zip64_needed = count == _MAX16 or cd_size == _MAX32 or cd_offset == _MAX32
     loc_offset = eocd_offset - _EOCD64_LOCATOR.size
+    if 0 <= loc_offset < known_from:
+        raise _before_known(where, "the ZIP64 end record locator's place", loc_offset, known_from)
     if loc_offset >= 0 and os.pread(fd, 4, loc_offset) == _EOCD64_LOCATOR_SIG:
         _, loc_disk, eocd64_offset, disks = _EOCD64_LOCATOR.unpack(
             os.pread(fd, _EOCD64_LOCATOR.size, loc_offset)
@@ -218,6 +293,8 @@ def read_archive(fd: int, where: str) -> Archive:
             raise InvalidWheel(f"{where}: multi-disk zip archives are not supported")
         if eocd64_offset + _EOCD64.size > loc_offset:
             raise InvalidWheel(f"{where}: ZIP64 end record offset {eocd64_offset} is out of place")
+        if eocd64_offset < known_from:
+            raise _before_known(where, "the ZIP64 end record", eocd64_offset, known_from)
         rec = os.pread(fd, _EOCD64.size, eocd64_offset)
         sig, rec_size, _, _, disk64, cd_disk64, n_disk64, count64, cd_size64, cd_offset64 = (
             _EOCD64.unpack(rec)
@@ -253,15 +330,7 @@ def read_archive(fd: int, where: str) -> Archive:
         )
     if cd_size > 256 << 20:
         raise InvalidWheel(f"{where}: central directory of {cd_size} bytes is over the 256 MiB cap")
-    cd = os.pread(fd, cd_size, cd_offset)
-    members = _parse_central(fd, cd, count, cd_offset, where)
-    total = sum(m.file_size for m in members)
-    if total > MAX_TOTAL_SIZE:
-        raise InvalidWheel(
-            f"{where}: members declare {total} bytes uncompressed, over the "
-            f"{MAX_TOTAL_SIZE >> 30} GiB cap"
-        )
-    return Archive(members=members, comment=comment, size=size)
+    return _Directory(count, cd_size, cd_offset, comment)
 
 
 class _Central(NamedTuple):
@@ -291,7 +360,7 @@ def _member_where(where: str, name: str) -> str:
 
 
 def _parse_central(
-    fd: int, cd: bytes, count: int, cd_offset: int, where: str
+    fd: int, cd: bytes, count: int, cd_offset: int, where: str, known_from: int
 ) -> tuple[ZipMember, ...]:
     entries: list[_Central] = []
     seen: set[str] = set()
@@ -403,15 +472,18 @@ def _parse_central(
             f"{where}: central directory holds more than the {count} entries the end record "
             "announces"
         )
-    return _read_locals(fd, entries, cd_offset, where)
+    return _read_locals(fd, entries, cd_offset, where, known_from)
 
 
 def _read_locals(
-    fd: int, entries: list[_Central], cd_offset: int, where: str
+    fd: int, entries: list[_Central], cd_offset: int, where: str, known_from: int
 ) -> tuple[ZipMember, ...]:
     """Check every local header against its central entry, in file order, and check that the
     members tile the archive from offset 0 to the central directory: no gap can hide a local
     header the central directory does not list, and no two members may overlap.
+
+    Members starting before ``known_from`` are not read: each must start where the one before it
+    leaves room for (the first at 0), and the tiling is checked from the first member after them.
 
     Headers are read through a window of the file, so a wheel of many small members costs a
     few reads, not one per member."""
@@ -421,9 +493,22 @@ def _read_locals(
     window_start = 0
     position = 0
     local_size = _LOCAL.size
+    unread: int | None = None  # the last member before known_from, until the next one's offset
     for index in order:
         entry = entries[index]
         offset = entry.header_offset
+        if unread is not None:
+            members[unread] = _unread_member(entries[unread], offset, where)
+            unread = None
+            position = offset
+        if offset < known_from:
+            if offset != position:
+                raise InvalidWheel(
+                    f"{where}: {offset - position} unexplained bytes at offset {position}, before "
+                    f"member {entry.name!r} (data the central directory does not list)"
+                )
+            unread = index
+            continue
         if offset + local_size > cd_offset:
             raise InvalidWheel(
                 f"{_member_where(where, entry.name)}: local header offset {offset} is out of range"
@@ -497,36 +582,57 @@ def _read_locals(
                 f"{_member_where(where, entry.name)}: data runs into the central directory "
                 "(truncated archive?)"
             )
-        member = ZipMember(
-            entry.name,
-            entry.flags,
-            entry.method,
-            entry.mod_time,
-            entry.mod_date,
-            entry.crc32,
-            entry.compress_size,
-            entry.file_size,
-            offset,
-            data_offset,
-            entry.version_made_by,
-            entry.version_needed,
-            entry.internal_attr,
-            entry.external_attr,
-            entry.extra,
-            local_extra,
-            entry.comment,
-            entry.central,
-        )
-        members[index] = member
         position = data_offset + entry.compress_size
         if flags & _FLAG_DESCRIPTOR:
-            position += _descriptor_length(fd, member, where)
+            position += _descriptor_length(fd, entry, position, where)
+        members[index] = _member(entry, data_offset, local_extra, position)
+    if unread is not None:
+        members[unread] = _unread_member(entries[unread], cd_offset, where)
+        position = cd_offset
     if position != cd_offset:
         raise InvalidWheel(
             f"{where}: {cd_offset - position} unexplained bytes at offset {position}, before the "
             "central directory (data the central directory does not list)"
         )
     return tuple(m for m in members if m is not None)
+
+
+def _member(entry: _Central, data_offset: int, local_extra: bytes, span_end: int) -> ZipMember:
+    return ZipMember(
+        entry.name,
+        entry.flags,
+        entry.method,
+        entry.mod_time,
+        entry.mod_date,
+        entry.crc32,
+        entry.compress_size,
+        entry.file_size,
+        entry.header_offset,
+        data_offset,
+        entry.version_made_by,
+        entry.version_needed,
+        entry.internal_attr,
+        entry.external_attr,
+        entry.extra,
+        local_extra,
+        entry.comment,
+        entry.central,
+        span_end,
+    )
+
+
+def _unread_member(entry: _Central, span_end: int, where: str) -> ZipMember:
+    """A member before ``known_from``, which must fit before ``span_end`` (the next member's
+    offset): a local header with its name, its data and its data descriptor, if it has one."""
+    least = _LOCAL.size + len(entry.raw_name) + entry.compress_size
+    if entry.flags & _FLAG_DESCRIPTOR:
+        least += 12
+    if span_end - entry.header_offset < least:
+        raise InvalidWheel(
+            f"{_member_where(where, entry.name)} at offset {entry.header_offset} needs at least "
+            f"{least} bytes, but what follows it starts at {span_end} (overlapping members)"
+        )
+    return _member(entry, -1, b"", span_end)
 
 
 def _apply_zip64(
@@ -547,18 +653,19 @@ def _apply_zip64(
     return values[0], values[1], values[2], disk
 
 
-def _descriptor_length(fd: int, member: ZipMember, where: str) -> int:
-    """Length of the data descriptor after ``member``'s data, checked against the directory."""
-    block = os.pread(fd, 24, member.end_offset)
+def _descriptor_length(fd: int, entry: _Central, data_end: int, where: str) -> int:
+    """Length of the data descriptor at ``data_end``, after ``entry``'s data, checked against the
+    directory."""
+    block = os.pread(fd, 24, data_end)
     body = block[4:] if block[:4] == _DESCRIPTOR_SIG else block
     skip = len(block) - len(body)
     for size_format, length in (("<III", 12), ("<IQQ", 20)):
         if len(body) >= length:
             crc, csize, usize = struct.unpack_from(size_format, body)
-            if (crc, csize, usize) == (member.crc32, member.compress_size, member.file_size):
+            if (crc, csize, usize) == (entry.crc32, entry.compress_size, entry.file_size):
                 return skip + length
     raise InvalidWheel(
-        f"{where}: member {member.name!r}: data descriptor disagrees with the central directory"
+        f"{where}: member {entry.name!r}: data descriptor disagrees with the central directory"
     )
 
 
@@ -575,6 +682,8 @@ def read_member(fd: int, member: ZipMember, where: str, limit: int) -> bytes:
 def iter_member_data(fd: int, member: ZipMember, where: str) -> Iterator[bytes]:
     """Yield a member's uncompressed bytes in pieces of at most 1 MiB; the size and CRC are
     checked as it goes and at the end. Memory stays bounded whatever the member declares."""
+    if not member.header_read:
+        raise _unread_error(where, member, "its data cannot be read")
     inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
     crc = 0
     produced = 0
@@ -629,6 +738,13 @@ def iter_member_data(fd: int, member: ZipMember, where: str) -> Iterator[bytes]:
         )
 
 
+def _unread_error(where: str, member: ZipMember, consequence: str) -> InvalidWheel:
+    return InvalidWheel(
+        f"{where}: member {member.name!r} at offset {member.header_offset} lies before the part "
+        f"of the archive that was read, so {consequence}"
+    )
+
+
 def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
     """Append ``length`` bytes of ``src`` from ``offset`` to ``dst`` at its current position."""
     copy_file_range = getattr(os, "copy_file_range", None)
@@ -658,10 +774,16 @@ class ArchiveWriter:
 
     Members whose local header can be kept are copied with it; consecutive ones become one copy.
     Nothing is ever written with a data descriptor, and ZIP64 records appear only when needed.
+
+    With ``fd`` None nothing is written or read: the writer only counts, and :attr:`size` is what
+    the same calls would have written. Counting is the one use of members of a partial read (see
+    :func:`read_archive`), and only of those copied as they are. ``where`` (the source wheel's
+    file name) starts the error messages.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int | None, *, where: str = "source archive") -> None:
         self._fd = fd
+        self._where = where
         self._offset = 0
         self._central: list[bytes] = []
         self._pending: tuple[int, int, int] | None = None  # (src fd, start, end)
@@ -675,16 +797,18 @@ class ArchiveWriter:
     def _flush(self) -> None:
         if self._pending is not None:
             src, start, end = self._pending
-            _copy_range(src, self._fd, start, end - start)
+            if self._fd is not None:
+                _copy_range(src, self._fd, start, end - start)
             self._offset += end - start
             self._pending = None
 
     def _write(self, data: bytes) -> None:
         self._flush()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        if self._fd is not None:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
         self._offset += len(data)
 
     def copy(self, src: int, member: ZipMember, name: str | None = None) -> None:
@@ -694,18 +818,28 @@ class ArchiveWriter:
         """
         offset = self.size
         if (name is None or name == member.name) and not member.has_descriptor:
+            if not member.header_read and self._fd is not None:
+                raise _unread_error(self._where, member, "it can be counted but not copied")
+            # Without a descriptor, a member read in full ends where its data does.
+            end = member.end_offset if member.header_read else member.span_end
             pending = self._pending
             if pending is not None and pending[0] == src and pending[2] == member.header_offset:
-                self._pending = (src, pending[1], member.end_offset)
+                self._pending = (src, pending[1], end)
             else:
                 self._flush()
-                self._pending = (src, member.header_offset, member.end_offset)
+                self._pending = (src, member.header_offset, end)
             if member.central and offset < _MAX32:
                 central = member.central
                 self._central.append(central[:42] + struct.pack("<I", offset) + central[46:])
             else:
                 self._central.append(self._central_entry(member, member.name, offset))
             return
+        if not member.header_read:
+            renamed = name is not None and name != member.name
+            action = "renamed" if renamed else "copied without its data descriptor"
+            raise _unread_error(
+                self._where, member, f"it cannot be {action} (that needs its local header)"
+            )
         target = member._replace(
             name=name or member.name, flags=member.flags & ~_FLAG_DESCRIPTOR, central=b""
         )
@@ -715,6 +849,8 @@ class ArchiveWriter:
 
     def add(self, template: ZipMember, name: str, data: bytes) -> ZipMember:
         """Write ``data`` as member ``name``, with time, attributes and method of ``template``."""
+        if not template.header_read:
+            raise _unread_error(self._where, template, "its local extra fields are not known")
         if template.method == DEFLATED:
             compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
             payload = compressor.compress(data) + compressor.flush()

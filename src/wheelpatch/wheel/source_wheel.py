@@ -2,6 +2,9 @@
 
 Only the directory and the small ``.dist-info`` files are read; member data stays on disk until
 the writer copies it. Every refusal names the wheel and the member or field concerned.
+
+A wheel can also be read from its end alone (``known_from``), as fetched from an index with range
+requests: enough to plan a patch and count the patched wheel's size, not to write it.
 """
 
 from __future__ import annotations
@@ -168,10 +171,14 @@ def _name_problem(path: str) -> str:
     return "contains a control character"
 
 
-def read_wheel(path: Path) -> SourceWheel:
+def read_wheel(path: Path, *, known_from: int = 0) -> SourceWheel:
     """Open ``path`` and check it is a wheel wheelpatch can patch; refuse it otherwise.
 
-    Problems with the file itself name the path as given; problems inside it, the file name."""
+    Problems with the file itself name the path as given; problems inside it, the file name.
+
+    With ``known_from``, only the file from that offset on is real (see
+    :func:`~wheelpatch.wheel.archive.read_archive`): the ``.dist-info`` files read here must lie
+    there, and the members before it can be counted by the writer but not copied."""
     where = path.name
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -191,8 +198,8 @@ def read_wheel(path: Path) -> SourceWheel:
             name, version, build, tags = parse_wheel_filename(where)
         except InvalidWheelFilename as exc:
             raise InvalidWheel(f"{path}: not a valid wheel filename ({exc})") from None
-        archive = read_archive(fd, where)
-        return _read(path, fd, archive, name, version, build, tags, info)
+        archive = read_archive(fd, where, known_from=known_from)
+        return _read(path, fd, archive, name, version, build, tags, info, known_from)
     finally:
         os.close(fd)
 
@@ -227,6 +234,7 @@ def _read(
     build: BuildTag,
     tags: frozenset[Tag],
     info: os.stat_result,
+    known_from: int,
 ) -> SourceWheel:
     where = path.name
     _check_names(archive, where)
@@ -267,6 +275,11 @@ def _read(
         member = names.get(member_name)
         if member is None or member.is_dir:
             raise InvalidWheel(f"{where}: {member_name} is missing")
+        if not member.header_read:
+            raise InvalidWheel(
+                f"{where}: {member_name} at offset {member.header_offset} lies before offset "
+                f"{known_from}, where the part of the wheel that was read begins"
+            )
         return read_member(fd, member, where, cap)
 
     wheel_doc = small(f"{dist_info}/WHEEL", WHEEL_CAP)
