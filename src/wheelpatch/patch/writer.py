@@ -4,6 +4,9 @@ Unchanged members are copied as raw compressed bytes (in the kernel where possib
 thread hashes the source for the provenance; only METADATA, ``wheelpatch.json`` and RECORD are
 written fresh, last, with RECORD at the very end. The output is a temporary file in the output
 directory, renamed into place only when complete; on any error it is removed.
+
+:func:`patched_size` lays the same archive out without writing it, for an index that announces
+the patched wheel's size before building it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import glob
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no leftover sweeping
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["StagedWheel", "stage_wheel", "write_wheel"]
+__all__ = ["StagedWheel", "patched_size", "stage_wheel", "write_wheel"]
 
 #: A temporary file untouched for this long, and unlocked, was left by a killed run.
 _LEFTOVER_AGE = 2.0
@@ -212,8 +216,34 @@ def _preallocate(fd: int, size: int) -> None:
 
 
 def _write(plan: PatchPlan, src: int, dst: int, digest: FileDigest, epoch: str | None) -> int:
+    writer = ArchiveWriter(dst, where=plan.wheel.filename)
+    # The hash is waited for only once every member is copied: it runs beside the copy.
+    return _lay_out(plan, writer, src, digest.result, epoch)
+
+
+def patched_size(plan: PatchPlan, source_sha256: str, epoch: str | None = None) -> int:
+    """The exact size in bytes of the wheel :func:`write_wheel` writes for ``plan``.
+
+    Nothing is read or written: the archive is laid out by a counting writer from what
+    :func:`~wheelpatch.wheel.source_wheel.read_wheel` read, so a wheel read from its end alone
+    (``known_from``) will do, as long as every member the writer renames or re-heads lies there.
+    ``source_sha256`` is the hex sha256 of the whole source file and ``epoch`` the
+    ``SOURCE_DATE_EPOCH`` the wheel will be written with (``write_wheel`` reads it from the
+    environment), both recorded in the provenance document."""
+    writer = ArchiveWriter(None, where=plan.wheel.filename)
+    return _lay_out(plan, writer, -1, lambda: source_sha256, epoch)
+
+
+def _lay_out(
+    plan: PatchPlan,
+    writer: ArchiveWriter,
+    src: int,
+    source_sha256: Callable[[], str],
+    epoch: str | None,
+) -> int:
+    """Lay out the patched archive through ``writer`` and return its size: the one description of
+    the output, for writing and for counting alike."""
     source = plan.wheel
-    writer = ArchiveWriter(dst)
     skipped = plan.replaced
     dist_info_prefix = source.dist_info + "/"
     tail = []
@@ -228,7 +258,7 @@ def _write(plan: PatchPlan, src: int, dst: int, digest: FileDigest, epoch: str |
         elif member.name not in skipped:
             writer.copy(src, member, plan.rename(member.name))
     record_member = source.member(source.record_path)
-    provenance = render_provenance(plan, digest.result(), epoch)
+    provenance = render_provenance(plan, source_sha256(), epoch)
     writer.add(record_member, plan.provenance_path, provenance)
     writer.add(record_member, plan.record_path, plan.record(provenance))
     writer.finish(source.archive.comment)
