@@ -72,7 +72,10 @@ class ServeSettings:
     ) -> ServeSettings:
         """Check every value; ``names`` says how each setting is called where it came from
         (the option, or the environment variable) for the messages. Raises ConfigError."""
-        names = names or {key: f"--{key.replace('_', '-')}" for key in ENVIRONMENT}
+        names = names or {
+            **{key: f"--{key.replace('_', '-')}" for key in ENVIRONMENT},
+            "upstreams": "--upstream",
+        }
         errors: list[str] = []
         parsed: list[Upstream] = []
         for text in upstreams:
