@@ -6,9 +6,10 @@ The end records and the central directory come first, from the last bytes of the
 file from the first member the writer needs the local header of (everything in the ``.dist-info``
 and ``.data`` directories, which it renames, and any member with a data descriptor, which it
 re-heads) to what was already read. Builders put ``.dist-info`` last, so that is usually a small
-part of the file, read in two requests (three when the central directory is bigger than the first
-read). The bytes are checked as a whole wheel's are, by
-:func:`~wheelpatch.wheel.source_wheel.read_wheel` on a sparse file holding them in place.
+part of the file: one request when the first read (the last 128 KiB) holds it all, two when it
+does not, three when the central directory alone is bigger than the first read. The bytes are
+checked as a whole wheel's are, by :func:`~wheelpatch.wheel.source_wheel.read_wheel` on a sparse
+file holding them in place.
 """
 
 from __future__ import annotations
