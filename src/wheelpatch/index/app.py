@@ -48,7 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import WheelpatchError
-from .cache import CachedFile
+from .cache import Lease
 from .listing import HTML_TYPE, JSON_TYPE, render_html, render_json, render_project_list
 from .service import NotFound, ProxyService
 from .settings import ServeSettings
@@ -137,9 +137,9 @@ def _valid_file_name(filename: str) -> bool:
 class _LeasedFile(FileResponse):
     """A cached file, held against eviction until its last byte is sent (or the client left)."""
 
-    def __init__(self, service: ProxyService, entry: CachedFile, **kwargs: Any) -> None:
-        self._lease = service.cache.lease(entry)
-        super().__init__(entry.path, **kwargs)
+    def __init__(self, lease: Lease, **kwargs: Any) -> None:
+        self._lease = lease
+        super().__init__(lease.entry.path, **kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -211,15 +211,13 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
                 )
                 return Response(data, media_type="application/octet-stream")
             result = await run_in_threadpool(service.file, project, filename)
-            if isinstance(result, CachedFile):
-                etag = f'"{result.sha256}"'
+            if isinstance(result, Lease):
+                etag = f'"{result.entry.sha256}"'
                 if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+                    result.release()
                     return Response(status_code=304, headers={"etag": etag})
                 return _LeasedFile(
-                    service,
-                    result,
-                    headers={"etag": etag},
-                    media_type="application/octet-stream",
+                    result, headers={"etag": etag}, media_type="application/octet-stream"
                 )
             chunks: Iterator[bytes] = result
             first = await run_in_threadpool(next, chunks, b"")

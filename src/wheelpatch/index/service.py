@@ -29,8 +29,8 @@ from ..patch.plan import Unchanged, plan_patch
 from ..patch.writer import patched_size, write_wheel
 from ..rules.config import Override
 from ..wheel.source_wheel import read_wheel
-from .cache import Cache, CachedFile
-from .listing import ListedFile, Listing, ListingError, parse_listing, parse_project_list
+from .cache import Cache, CachedFile, Lease
+from .listing import ListedFile, Listing, ListingError, parse_listing
 from .page_cache import CachedPage, PageCache
 from .proxy import Patched, Served, patch_candidates, plan_page, served_name
 from .remote import read_remote_wheel
@@ -129,20 +129,8 @@ class ProxyService:
         return ServedPage(planned, served, stale, raw.upstream)
 
     def root(self) -> list[str]:
-        names: set[str] = set()
-        for upstream in self.settings.upstreams:
-            response = self.client._get(upstream.url, {"accept": "text/html"})
-            if response.status_code != 200:
-                raise UpstreamError(f"{upstream.url}: answered {response.status_code}")
-            try:
-                names.update(
-                    parse_project_list(
-                        response.content, response.headers.get("content-type", "text/html")
-                    )
-                )
-            except ListingError as exc:
-                raise UpstreamError(f"{upstream.url}: {exc}") from None
-        return sorted(names)
+        """Every project the upstreams list."""
+        return self.client.projects()
 
     # -- what a patched file will be --------------------------------------------------------------
 
@@ -191,7 +179,7 @@ class ProxyService:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamError(f"{file.filename}: cache entry {key} is damaged ({exc})") from None
-        built = self.cache.lookup(key, patched.filename)
+        built = self.cache.lookup(key, patched.filename, touch=False)  # a view, not a use
         if built is not None:
             patched = Patched(
                 patched.filename,
@@ -278,9 +266,10 @@ class ProxyService:
 
     # -- downloads --------------------------------------------------------------------------------
 
-    def file(self, project: NormalizedName, filename: str) -> CachedFile | Iterator[bytes]:
-        """A patched wheel from the cache (built first if need be), or, for a file passed
-        through with ``links="proxy"``, the upstream's bytes as they arrive."""
+    def file(self, project: NormalizedName, filename: str) -> Lease | Iterator[bytes]:
+        """A patched wheel from the cache (built first if need be), leased against eviction
+        until the caller releases it; or, for a file passed through with ``links="proxy"``, the
+        upstream's bytes as they arrive."""
         page = self.page(project)
         source = page.served.get(filename)
         if source is None:
@@ -289,7 +278,15 @@ class ProxyService:
             raise UpstreamError(f"{filename}: {source.problem}")
         if not source.patched:
             return self.client.stream(source.upstream.url)
-        return self._patched_file(source, filename)
+        for _ in range(3):
+            entry = self._patched_file(source, filename)
+            try:
+                return self.cache.lease(entry)
+            except FileNotFoundError:  # evicted (or found damaged) between the two: again
+                continue
+        raise UpstreamError(
+            f"{filename}: evicted as soon as it was built (is --cache-size smaller than it?)", 503
+        )
 
     def _patched_file(self, source: Served, filename: str) -> CachedFile:
         file = source.upstream
@@ -357,7 +354,9 @@ class ProxyService:
 
         def run() -> None:
             try:
-                self.file(project, filename)
+                result = self.file(project, filename)
+                if isinstance(result, Lease):
+                    result.release()
             except (WheelpatchError, OSError) as exc:
                 _log.warning("%s: not built ahead (%s)", filename, exc)
             finally:
@@ -384,9 +383,7 @@ class ProxyService:
                 continue
             if source.problem is not None:
                 raise UpstreamError(f"{name}: {source.problem}")
-            result = self.file(project, name)
-            assert isinstance(result, CachedFile)
-            built.append(result)
+            built.append(self._patched_file(source, name))
         if not built:
             raise NotFound(f"{requirement}: the proxy lists no patched wheel it admits")
         return built

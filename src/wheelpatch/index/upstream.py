@@ -25,7 +25,7 @@ from urllib.request import url2pathname
 import httpx
 
 from ..errors import WheelpatchError
-from .listing import HTML_TYPE, JSON_TYPE, ListingError, parse_listing
+from .listing import HTML_TYPE, JSON_TYPE, ListingError, parse_listing, parse_project_list
 from .page_cache import CachedPage
 
 __all__ = [
@@ -201,6 +201,26 @@ class UpstreamClient:
                 raise UpstreamError(f"{redact(url)}: {exc}") from None
             return page
         return None
+
+    def projects(self) -> list[str]:
+        """The names every upstream's project list holds, merged."""
+        names: set[str] = set()
+        for upstream in self.upstreams:
+            response = self._get(upstream.url, {"accept": _ACCEPT})
+            if response.status_code != 200:
+                raise UpstreamError(
+                    f"{upstream.url}: answered {response.status_code}",
+                    503 if response.status_code >= 500 else 502,
+                )
+            try:
+                names.update(
+                    parse_project_list(
+                        response.content, response.headers.get("content-type", "text/html")
+                    )
+                )
+            except ListingError as exc:
+                raise UpstreamError(f"{upstream.url}: {exc}") from None
+        return sorted(names)
 
     def read(self, url: str, cap: int = _PAGE_CAP) -> bytes:
         """A small file (a PEP 658 sidecar) in memory."""
