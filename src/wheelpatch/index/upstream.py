@@ -9,6 +9,7 @@ and never appear in a log line or a message (:func:`redact`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import mimetypes
@@ -89,6 +90,34 @@ class Upstream:
         return urlsplit(self.url).netloc
 
 
+def _wire_url(url: str) -> str:
+    """``url`` as httpx can send it: httpx takes a ``file:///path`` (no host) for a relative URL
+    and drops its scheme, so a local file is asked for as ``file://localhost/path``."""
+    if url.startswith("file:///"):
+        return "file://localhost/" + url.removeprefix("file:///")
+    return url
+
+
+class _FileStream(httpx.SyncByteStream):
+    """``length`` bytes of an open file, from where it stands, in chunks (a response body that
+    ``iter_raw`` can stream, never the whole file in memory); the file is closed with it."""
+
+    def __init__(self, handle: IO[bytes], length: int) -> None:
+        self._handle = handle
+        self._left = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self._left > 0:
+            chunk = self._handle.read(min(_CHUNK, self._left))
+            if not chunk:
+                return
+            self._left -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 class _FileTransport(httpx.BaseTransport):
     """``file://`` URLs as an HTTP server would answer them: a directory by its index.html,
     ``Range`` honoured, 404 for what is not there."""
@@ -101,28 +130,29 @@ class _FileTransport(httpx.BaseTransport):
             handle = path.open("rb")
         except OSError:
             return httpx.Response(404, request=request)
-        size = os.fstat(handle.fileno()).st_size
-        media = "text/html" if path.suffix == ".html" else None
-        media = media or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        wanted = request.headers.get("range")
-        with handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            media = "text/html" if path.suffix == ".html" else None
+            media = media or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            wanted = request.headers.get("range")
+            status, start, end = 200, 0, size
+            headers = {"content-type": media}
             if wanted and wanted.startswith("bytes="):
                 first, _, last = wanted[6:].partition("-")
                 if first == "":
                     start, end = max(size - int(last), 0), size
                 else:
                     start, end = int(first), min(int(last) + 1 if last else size, size)
+                status = 206
+                headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
                 handle.seek(start)
-                headers = {
-                    "content-type": media,
-                    "content-range": f"bytes {start}-{end - 1}/{size}",
-                }
-                return httpx.Response(
-                    206, headers=headers, content=handle.read(end - start), request=request
-                )
-            return httpx.Response(
-                200, headers={"content-type": media}, content=handle.read(), request=request
-            )
+            headers["content-length"] = str(end - start)
+        except BaseException:
+            handle.close()
+            raise
+        return httpx.Response(
+            status, headers=headers, stream=_FileStream(handle, end - start), request=request
+        )
 
 
 def _netrc_auth() -> httpx.Auth | None:
@@ -163,12 +193,21 @@ class UpstreamClient:
         return self._netrc
 
     def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        try:
-            return self._client.get(url, headers=headers, auth=self._auth(url))
-        except httpx.TimeoutException:
-            raise UpstreamError(f"{redact(url)}: timed out", 503) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
+        with _reaching(url):
+            return self._client.get(_wire_url(url), headers=headers, auth=self._auth(url))
+
+    @contextlib.contextmanager
+    def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it arrives, never decoded (the bytes hashed are the
+        bytes sent)."""
+        headers = {"accept-encoding": "identity", **headers}
+        with (
+            _reaching(url),
+            self._client.stream(
+                "GET", _wire_url(url), headers=headers, auth=self._auth(url)
+            ) as response,
+        ):
+            yield response
 
     def project(self, name: str) -> CachedPage | None:
         """The project's page from the first upstream that has it (in the order configured, as
@@ -234,18 +273,12 @@ class UpstreamClient:
     def read_range(self, url: str, offset: int, length: int) -> bytes | None:
         """Bytes ``offset`` to ``offset + length`` of the file at ``url``; None when the server
         does not do ranges (it answered 200 with the whole file)."""
-        headers = {"range": f"bytes={offset}-{offset + length - 1}", "accept-encoding": "identity"}
-        try:
-            with self._client.stream("GET", url, headers=headers, auth=self._auth(url)) as response:
-                if response.status_code == 200:
-                    return None
-                if response.status_code != 206:
-                    raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
-                data = response.read()
-        except httpx.TimeoutException:
-            raise UpstreamError(f"{redact(url)}: timed out", 503) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
+        with self._stream(url, {"range": f"bytes={offset}-{offset + length - 1}"}) as response:
+            if response.status_code == 200:
+                return None
+            if response.status_code != 206:
+                raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
+            data = response.read()
         if len(data) != length:
             raise UpstreamError(
                 f"{redact(url)}: asked for {length} bytes at {offset}, got {len(data)}"
@@ -254,35 +287,19 @@ class UpstreamClient:
 
     def size(self, url: str) -> int | None:
         """The file's size from a one-byte range request (which also tells ranges work)."""
-        headers = {"range": "bytes=0-0", "accept-encoding": "identity"}
-        try:
-            with self._client.stream("GET", url, headers=headers, auth=self._auth(url)) as response:
-                if response.status_code != 206:
-                    return None
-                total = response.headers.get("content-range", "").rpartition("/")[2]
-        except httpx.TimeoutException:
-            raise UpstreamError(f"{redact(url)}: timed out", 503) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
+        with self._stream(url, {"range": "bytes=0-0"}) as response:
+            if response.status_code != 206:
+                return None
+            total = response.headers.get("content-range", "").rpartition("/")[2]
         return int(total) if total.isdigit() else None
 
     def download(self, url: str, into: IO[bytes], sha256: str | None) -> str:
         """Stream the file at ``url`` into ``into`` and return its sha256; when the page gave
         one, a file that does not match it is refused."""
         digest = hashlib.sha256()
-        try:
-            with self._client.stream(
-                "GET", url, headers={"accept-encoding": "identity"}, auth=self._auth(url)
-            ) as response:
-                if response.status_code != 200:
-                    raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
-                for chunk in response.iter_raw(_CHUNK):
-                    digest.update(chunk)
-                    into.write(chunk)
-        except httpx.TimeoutException:
-            raise UpstreamError(f"{redact(url)}: timed out", 503) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
+        for chunk in self.stream(url):
+            digest.update(chunk)
+            into.write(chunk)
         found = digest.hexdigest()
         if sha256 is not None and found != sha256:
             raise UpstreamError(
@@ -292,17 +309,21 @@ class UpstreamClient:
 
     def stream(self, url: str) -> Iterator[bytes]:
         """The file at ``url`` as it arrives (pass-through downloads through the proxy)."""
-        try:
-            with self._client.stream(
-                "GET", url, headers={"accept-encoding": "identity"}, auth=self._auth(url)
-            ) as response:
-                if response.status_code != 200:
-                    raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
-                yield from response.iter_raw(_CHUNK)
-        except httpx.TimeoutException:
-            raise UpstreamError(f"{redact(url)}: timed out", 503) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
+        with self._stream(url, {}) as response:
+            if response.status_code != 200:
+                raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
+            yield from response.iter_raw(_CHUNK)
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A request to ``url``: not reaching it is a 503, said in one line."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise UpstreamError(f"{redact(url)}: timed out", 503) from None
+    except httpx.TransportError as exc:
+        raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
 
 
 def _reason(exc: Exception) -> str:
