@@ -232,14 +232,19 @@ class ProxyService:
         built, metadata = self._build(file, key, name, announced=None)
         return _info(built.path.name, built.size, metadata, override, file)
 
-    def metadata(self, project: NormalizedName, filename: str) -> bytes:
-        """The PEP 658 sidecar of a file the page lists."""
-        page = self.page(project)
-        source = page.served.get(filename)
+    def _served(self, project: NormalizedName, filename: str) -> Served:
+        """Where a file the page lists comes from; 404 for one it does not list, 502 for one
+        that cannot be patched."""
+        source = self.page(project).served.get(filename)
         if source is None:
             raise NotFound(f"{project}: the page lists no file {filename!r}")
         if source.problem is not None:
             raise UpstreamError(f"{filename}: {source.problem}")
+        return source
+
+    def metadata(self, project: NormalizedName, filename: str) -> bytes:
+        """The PEP 658 sidecar of a file the page lists."""
+        source = self._served(project, filename)
         if not source.patched:
             if source.upstream.core_metadata is False:
                 raise NotFound(f"{filename}: the upstream has no metadata file for it")
@@ -270,12 +275,7 @@ class ProxyService:
         """A patched wheel from the cache (built first if need be), leased against eviction
         until the caller releases it; or, for a file passed through with ``links="proxy"``, the
         upstream's bytes as they arrive."""
-        page = self.page(project)
-        source = page.served.get(filename)
-        if source is None:
-            raise NotFound(f"{project}: the page lists no file {filename!r}")
-        if source.problem is not None:
-            raise UpstreamError(f"{filename}: {source.problem}")
+        source = self._served(project, filename)
         if not source.patched:
             return self.client.stream(source.upstream.url)
         for _ in range(3):
@@ -310,7 +310,9 @@ class ProxyService:
         metadata: list[bytes] = []
 
         def build(target: Path) -> None:
-            with tempfile.TemporaryDirectory(dir=self._work) as scratch:
+            # Beside the target, in the cache's tmp/: what a killed build downloaded is swept
+            # with it (a scratch directory in work/ was never removed).
+            with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
                 upstream = Path(scratch) / file.filename
                 with upstream.open("wb") as out:
                     self.client.download(file.url, out, file.sha256)
