@@ -116,7 +116,7 @@ class ServeSettings:
             try:
                 loaded = load_config(path)
             except ConfigError as exc:
-                errors.extend(exc.errors)
+                errors.extend(f"{names['config']}: {line}" for line in exc.errors)
         else:
             errors.append(
                 f"{names['config']}: give the file with the [tool.wheelpatch] overrides to apply"
