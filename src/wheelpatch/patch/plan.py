@@ -11,22 +11,25 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from ..errors import InvalidWheel
 from ..rules.config import Config, Override
 from ..rules.labels import relabel
 from ..rules.requirements import edit_requirements
-from ..wheel.metadata import Change
+from ..wheel.metadata import Change, MetadataDocument
 from ..wheel.record import Record, RecordRow, digest_bytes
 from ..wheel.source_wheel import SourceWheel
 
 __all__ = [
     "PROVENANCE_NAME",
     "Change",
+    "MetadataPlan",
     "PatchPlan",
     "Unchanged",
     "patched_filename",
+    "plan_metadata",
     "plan_patch",
 ]
 
@@ -146,30 +149,47 @@ def _rename_dir(directory: str, version: Version, suffix: str) -> str:
     return f"{name}-{version}{suffix}"
 
 
-def plan_patch(
-    wheel: SourceWheel, config: Config, *, strict: bool = False
-) -> PatchPlan | Unchanged:
-    """Say what patching ``wheel`` with ``config`` changes. Pure: reads and writes nothing.
+@dataclass(frozen=True, slots=True)
+class MetadataPlan:
+    """What an override changes in one wheel's METADATA: all a proxy needs to list the patched
+    wheel from the METADATA alone (a PEP 658 sidecar), before the wheel is read."""
+
+    override: Override
+    new_version: Version
+    filename: str
+    metadata: bytes
+    changes: tuple[Change, ...]
+    warnings: tuple[str, ...]
+
+
+def plan_metadata(
+    name: NormalizedName,
+    version: Version,
+    filename: str,
+    document: MetadataDocument,
+    config: Config,
+    *,
+    strict: bool = False,
+) -> MetadataPlan | str:
+    """What patching the wheel ``filename`` (of ``name`` and ``version``, METADATA ``document``)
+    changes in its METADATA, or why nothing changes. Pure.
 
     Raises :class:`InvalidWheel` for METADATA the override cannot be applied to, and, with
     ``strict``, for override entries that match nothing.
     """
-    where = wheel.filename
-    override = config.override_for(wheel.name)
+    where = filename
+    override = config.override_for(name)
     if override is None:
-        return Unchanged(wheel, f"no override for {wheel.name!r}")
-    if not override.applies_to(wheel.version):
-        return Unchanged(
-            wheel, f"version {wheel.version} is outside {override.key}.versions {override.versions}"
-        )
-    document = wheel.metadata
+        return f"no override for {name!r}"
+    if not override.applies_to(version):
+        return f"version {version} is outside {override.key}.versions {override.versions}"
     replace: dict[int, str | None] = {}
     insert: dict[int, list[tuple[str, str]]] = {}
     changes: list[Change] = []
 
-    new_version = relabel(wheel.version, override.label, override.label_mode)
+    new_version = relabel(version, override.label, override.label_mode)
     version_index = document.indices("Version")[0]
-    if new_version != wheel.version:
+    if new_version != version:
         replace[version_index] = str(new_version)
         changes.append(
             Change(
@@ -215,28 +235,47 @@ def plan_patch(
             changes.append(Change("Requires-Python", "set", None, override.requires_python, rule))
 
     warnings = tuple(
-        f"{where}: {key} matches no Requires-Dist of {wheel.name} {wheel.version}"
-        for key in edit.unmatched
+        f"{where}: {key} matches no Requires-Dist of {name} {version}" for key in edit.unmatched
     )
     if strict and warnings:
         raise InvalidWheel("; ".join(warnings) + " (--strict)")
     if not changes:
-        return Unchanged(wheel, f"{override.key} changes nothing in {wheel.name} {wheel.version}")
-
-    filename = patched_filename(where, new_version)
-    return PatchPlan(
-        wheel=wheel,
+        return f"{override.key} changes nothing in {name} {version}"
+    return MetadataPlan(
         override=override,
-        config_path=config.display_path,
         new_version=new_version,
-        filename=filename,
-        dist_info=_rename_dir(wheel.dist_info, new_version, ".dist-info"),
-        data_dir=None
-        if wheel.data_dir is None
-        else _rename_dir(wheel.data_dir, new_version, ".data"),
+        filename=patched_filename(filename, new_version),
         metadata=document.render(replace, insert),
         changes=tuple(changes),
-        dropped=wheel.signatures,
         warnings=warnings,
+    )
+
+
+def plan_patch(
+    wheel: SourceWheel, config: Config, *, strict: bool = False
+) -> PatchPlan | Unchanged:
+    """Say what patching ``wheel`` with ``config`` changes. Pure: reads and writes nothing.
+
+    Raises :class:`InvalidWheel` as :func:`plan_metadata` does.
+    """
+    edit = plan_metadata(
+        wheel.name, wheel.version, wheel.filename, wheel.metadata, config, strict=strict
+    )
+    if isinstance(edit, str):
+        return Unchanged(wheel, edit)
+    return PatchPlan(
+        wheel=wheel,
+        override=edit.override,
+        config_path=config.display_path,
+        new_version=edit.new_version,
+        filename=edit.filename,
+        dist_info=_rename_dir(wheel.dist_info, edit.new_version, ".dist-info"),
+        data_dir=None
+        if wheel.data_dir is None
+        else _rename_dir(wheel.data_dir, edit.new_version, ".data"),
+        metadata=edit.metadata,
+        changes=edit.changes,
+        dropped=wheel.signatures,
+        warnings=edit.warnings,
         git=config.git.as_json() if config.git is not None else None,
     )

@@ -34,7 +34,14 @@ from .entrypoints import ENTRY_POINTS_CAP, entry_point_problem
 from .metadata import CONTROLS, MetadataDocument, MetadataError
 from .record import Record, RecordError
 
-__all__ = ["DATA_SCHEMES", "METADATA_CAP", "RECORD_CAP", "SourceWheel", "read_wheel"]
+__all__ = [
+    "DATA_SCHEMES",
+    "METADATA_CAP",
+    "RECORD_CAP",
+    "SourceWheel",
+    "read_metadata",
+    "read_wheel",
+]
 
 #: The only directories a ``.data`` directory may hold.
 DATA_SCHEMES = frozenset({"purelib", "platlib", "headers", "scripts", "data"})
@@ -204,6 +211,33 @@ def read_wheel(path: Path, *, known_from: int = 0) -> SourceWheel:
         os.close(fd)
 
 
+def read_metadata(
+    data: bytes, name: NormalizedName, version: Version, where: str, member: str = "METADATA"
+) -> MetadataDocument:
+    """A wheel's METADATA (``member``, or a PEP 658 sidecar of it), parsed and checked to be
+    of the project and version the file name ``where`` says."""
+    try:
+        metadata = MetadataDocument.parse(data)
+    except MetadataError as exc:
+        raise InvalidWheel(f"{where}: {member} {exc}") from None
+    meta_name = metadata.get("Name") or ""
+    if canonicalize_name(meta_name) != name:
+        raise InvalidWheel(
+            f"{where}: METADATA Name {meta_name!r} does not match the filename's {name!r}"
+        )
+    meta_version = metadata.get("Version") or ""
+    try:
+        parsed = Version(meta_version)
+    except InvalidVersion:
+        raise InvalidWheel(f"{where}: METADATA Version {meta_version!r} is not valid") from None
+    if parsed != version:
+        raise InvalidWheel(
+            f"{where}: METADATA Version {meta_version!r} does not match the filename's "
+            f"{str(version)!r}"
+        )
+    return metadata
+
+
 def _check_entry_points(data: bytes, where: str) -> None:
     """The scripts installers would make from ``entry_points.txt`` can be made (the rules
     ``wheelpatch-install``, pip and uv apply, so ``patch`` and ``verify`` refuse alike)."""
@@ -285,25 +319,7 @@ def _read(
     wheel_doc = small(f"{dist_info}/WHEEL", WHEEL_CAP)
     _check_wheel_file(wheel_doc, f"{where}: {dist_info}/WHEEL")
     metadata_bytes = small(f"{dist_info}/METADATA", METADATA_CAP)
-    try:
-        metadata = MetadataDocument.parse(metadata_bytes)
-    except MetadataError as exc:
-        raise InvalidWheel(f"{where}: {dist_info}/METADATA {exc}") from None
-    meta_name = metadata.get("Name") or ""
-    if canonicalize_name(meta_name) != name:
-        raise InvalidWheel(
-            f"{where}: METADATA Name {meta_name!r} does not match the filename's {name!r}"
-        )
-    meta_version = metadata.get("Version") or ""
-    try:
-        parsed = Version(meta_version)
-    except InvalidVersion:
-        raise InvalidWheel(f"{where}: METADATA Version {meta_version!r} is not valid") from None
-    if parsed != version:
-        raise InvalidWheel(
-            f"{where}: METADATA Version {meta_version!r} does not match the filename's "
-            f"{str(version)!r}"
-        )
+    metadata = read_metadata(metadata_bytes, name, version, where, f"{dist_info}/METADATA")
     record_path = f"{dist_info}/RECORD"
     try:
         record = Record.parse(small(record_path, RECORD_CAP), record_path)
