@@ -5,6 +5,8 @@ the URL or from netrc, and an upstream that stops answering (timeouts)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -25,6 +27,7 @@ from ..hermetic import hermetic_env
 from ..servers import answers, free_port
 from ..venvs import make_venv
 from .serving import LABELLED, PATCHED_TORCH, make_wheelhouse, pypiserver, serve
+from .test_clients import static_server
 
 pytestmark = pytest.mark.slow
 
@@ -222,3 +225,34 @@ def _listener_pid(port: int) -> int:
                 if target.startswith("socket:[") and target[8:-1] in inodes:
                     return int(entry)
     raise AssertionError(f"nothing listens on port {port}")
+
+
+def test_an_upstream_without_ranges_is_read_through_its_metadata_files(tmp_path: Path) -> None:
+    """``python -m http.server`` answers no range request: the patched METADATA comes from the
+    site's PEP 658 metadata file, no wheel is fetched to resolve, and the size is listed once the
+    wheel is built."""
+    site = site_of(tmp_path)
+    with (
+        static_server(site, tmp_path / "http.log") as upstream,
+        serve(tmp_path, [upstream.url + "/simple/"]) as proxy,
+    ):
+        status, body, _ = get(proxy.index + "torch/", JSON_TYPE)
+        assert status == 200
+        page = json.loads(body)
+        [entry] = page["files"]
+        assert entry["filename"] == PATCHED_TORCH
+        assert "size" not in entry  # not built: unknown without ranges, and not guessed
+        assert page["meta"]["api-version"] == "1.0"
+        _, metadata, _ = get(proxy.url + "/files/torch/" + PATCHED_TORCH + ".metadata")
+        assert hashlib.sha256(metadata).hexdigest() == entry["core-metadata"]["sha256"]
+        assert b"triton" not in metadata
+        assert upstream.sidecars_fetched() == ["torch-2.0.1-py3-none-any.whl.metadata"]
+        assert upstream.wheels_fetched() == []
+        status, wheel, headers = get(proxy.url + "/files/torch/" + PATCHED_TORCH)
+        assert status == 200
+        assert upstream.wheels_fetched() == ["torch-2.0.1-py3-none-any.whl"]
+        _, body, _ = get(proxy.index + "torch/", JSON_TYPE)
+        [entry] = json.loads(body)["files"]
+        assert entry["size"] == len(wheel)
+        assert entry["hashes"] == {"sha256": hashlib.sha256(wheel).hexdigest()}
+        assert headers["etag"] == f'"{entry["hashes"]["sha256"]}"'

@@ -44,7 +44,9 @@ class Patched:
     """What is known of one upstream wheel's patched file before (and after) it is built."""
 
     filename: str
-    size: int
+    #: Known before it is built from range reads of the upstream wheel; from its metadata
+    #: file alone (an upstream without ranges), only once it is built.
+    size: int | None
     metadata_sha256: str
     requires_python: str | None
     #: Known once the wheel has been built; until then the page lists no hash for it.

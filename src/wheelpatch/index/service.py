@@ -25,10 +25,10 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 
 from .. import __version__
 from ..errors import InvalidWheel, WheelpatchError
-from ..patch.plan import Unchanged, plan_patch
+from ..patch.plan import Unchanged, plan_metadata, plan_patch
 from ..patch.writer import patched_size, write_wheel
 from ..rules.config import Override
-from ..wheel.source_wheel import read_wheel
+from ..wheel.source_wheel import METADATA_CAP, read_metadata, read_wheel
 from .cache import Cache, CachedFile, Lease
 from .listing import ListedFile, Listing, ListingError, parse_listing
 from .page_cache import CachedPage, PageCache
@@ -173,7 +173,7 @@ class ProxyService:
             info = json.loads(data)
             patched = Patched(
                 filename=str(info["filename"]),
-                size=int(info["size"]),
+                size=None if info["size"] is None else int(info["size"]),
                 metadata_sha256=hashlib.sha256(base64.b64decode(info["metadata"])).hexdigest(),
                 requires_python=info["requires_python"],
             )
@@ -183,7 +183,7 @@ class ProxyService:
         if built is not None:
             patched = Patched(
                 patched.filename,
-                patched.size,
+                built.size,
                 patched.metadata_sha256,
                 patched.requires_python,
                 built.sha256,
@@ -226,11 +226,31 @@ class ProxyService:
                     override,
                     file,
                 )
-        # No ranges: the whole file it is, and then the wheel might as well be built now.
+        # No ranges. A PEP 658 sidecar gives the METADATA (the size is known once built);
+        # else the whole file it is, and then the wheel might as well be built now.
+        expected = file.core_metadata
+        if isinstance(expected, dict) and "sha256" in expected:
+            return self._info_from_sidecar(file, expected["sha256"], override)
         name = served_name(file, override)
         assert name is not None
         built, metadata = self._build(file, key, name, announced=None)
         return _info(built.path.name, built.size, metadata, override, file)
+
+    def _info_from_sidecar(self, file: ListedFile, sha256: str, override: Override) -> bytes:
+        data = self.client.read(file.url + ".metadata", METADATA_CAP)
+        found = hashlib.sha256(data).hexdigest()
+        if found != sha256:
+            raise UpstreamError(
+                f"{redact(file.url)}.metadata: sha256 {found} does not match the {sha256} "
+                "its index lists"
+            )
+        name, version, _, _ = parse_wheel_filename(file.filename)
+        document = read_metadata(data, name, version, file.filename, "metadata file")
+        plan = plan_metadata(name, version, file.filename, document, self.settings.config)
+        _log.info("%s: METADATA read from its metadata file", file.filename)
+        if isinstance(plan, str):  # nothing changes: served as it is
+            return _info(file.filename, file.size, data, override, file)
+        return _info(plan.filename, None, plan.metadata, override, file)
 
     def _served(self, project: NormalizedName, filename: str) -> Served:
         """Where a file the page lists comes from; 404 for one it does not list, 502 for one
@@ -334,10 +354,11 @@ class ProxyService:
                 out_dir = Path(scratch) / "out"
                 out_dir.mkdir()
                 written = write_wheel(plan, out_dir)
-                if announced is not None and written.stat().st_size != announced[0]["size"]:
+                size = announced[0]["size"] if announced is not None else None
+                if size is not None and written.stat().st_size != size:
                     raise UpstreamError(
                         f"{filename}: {written.stat().st_size} bytes, not the "
-                        f"{announced[0]['size']} the page announced"
+                        f"{size} the page announced"
                     )
                 os.replace(written, target)
 
@@ -395,7 +416,9 @@ class _NoRanges(Exception):
     """The upstream answered a range request with the whole file."""
 
 
-def _info(filename: str, size: int, metadata: bytes, override: Override, file: ListedFile) -> bytes:
+def _info(
+    filename: str, size: int | None, metadata: bytes, override: Override, file: ListedFile
+) -> bytes:
     document = {
         "filename": filename,
         "size": size,

@@ -147,6 +147,10 @@ class _FileTransport(httpx.BaseTransport):
                 headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
                 handle.seek(start)
             headers["content-length"] = str(end - start)
+            headers["accept-ranges"] = "bytes"
+            if request.method == "HEAD":
+                handle.close()
+                return httpx.Response(status, headers=headers, request=request)
         except BaseException:
             handle.close()
             raise
@@ -192,9 +196,13 @@ class UpstreamClient:
                 return upstream.auth
         return self._netrc
 
-    def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    def _get(
+        self, url: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> httpx.Response:
         with _reaching(url):
-            return self._client.get(_wire_url(url), headers=headers, auth=self._auth(url))
+            return self._client.request(
+                method, _wire_url(url), headers=headers, auth=self._auth(url)
+            )
 
     @contextlib.contextmanager
     def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
@@ -286,11 +294,18 @@ class UpstreamClient:
         return data
 
     def size(self, url: str) -> int | None:
-        """The file's size from a one-byte range request (which also tells ranges work)."""
-        with self._stream(url, {"range": "bytes=0-0"}) as response:
-            if response.status_code != 206:
+        """The file's size, if its server answers range requests (None if not): a HEAD says
+        both (``Accept-Ranges``) without sending the body; a server that refuses HEAD is asked
+        for its first byte."""
+        response = self._get(url, method="HEAD")
+        if response.status_code == 200:
+            length = response.headers.get("content-length", "")
+            ranges = response.headers.get("accept-ranges", "").strip().lower() == "bytes"
+            return int(length) if ranges and length.isdigit() else None
+        with self._stream(url, {"range": "bytes=0-0"}) as answer:
+            if answer.status_code != 206:
                 return None
-            total = response.headers.get("content-range", "").rpartition("/")[2]
+            total = answer.headers.get("content-range", "").rpartition("/")[2]
         return int(total) if total.isdigit() else None
 
     def download(self, url: str, into: IO[bytes], sha256: str | None) -> str:
