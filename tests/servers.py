@@ -43,9 +43,11 @@ def started(
     log: Path,
     what: str,
     port: int | None = None,
+    processes: list[subprocess.Popen[bytes]] | None = None,
 ) -> Iterator[str]:
     """Run ``command(port)`` on a free 127.0.0.1 port (or ``port``), its output appended to
-    ``log``, until ``URL + ready`` answers; yield the URL, then stop it by its process id."""
+    ``log``, until ``URL + ready`` answers; yield the URL, then stop it by its process id.
+    ``processes``, if given, gets the running process appended (for a test that signals it)."""
     for _ in range(1 if port is not None else 3):  # another process may take a free port first
         chosen = port if port is not None else free_port()
         url = f"http://127.0.0.1:{chosen}"
@@ -63,6 +65,8 @@ def started(
                 process.kill()
             process.wait()
             continue
+        if processes is not None:
+            processes.append(process)
         try:
             yield url
         finally:

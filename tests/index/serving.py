@@ -122,6 +122,8 @@ class Upstream:
     url: str
     log: Path
     process_port: int
+    #: The pypiserver process (to stop, pause or resume it by its id).
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def index(self) -> str:
@@ -133,6 +135,23 @@ class Upstream:
         for _, path, status, size in _ACCESS.findall(self.log.read_text("utf-8", "replace")):
             found.append((urllib.parse.unquote(path), int(status), 0 if size == "-" else int(size)))
         return found
+
+    def calls(self) -> list[tuple[str, str, int, int]]:
+        """(method, path, status, bytes sent) of every request, in order."""
+        found = []
+        for method, path, status, size in _ACCESS.findall(self.log.read_text("utf-8", "replace")):
+            unquoted = urllib.parse.unquote(path)
+            found.append((method, unquoted, int(status), 0 if size == "-" else int(size)))
+        return found
+
+    def full_gets(self, filename: str) -> list[int]:
+        """The bytes sent for each GET of that file answered 200 (the whole file; ranges are 206,
+        a HEAD is not a GET)."""
+        return [
+            n
+            for m, p, s, n in self.calls()
+            if m == "GET" and s == 200 and p.rsplit("/", 1)[-1] == filename
+        ]
 
     def wheel_requests(self, filename: str) -> list[tuple[int, int]]:
         """(status, bytes) of every request for that file."""
@@ -152,5 +171,6 @@ def pypiserver(directory: Path, name: str = "upstream") -> Iterator[Upstream]:
             "-a", ".", "-P", ".", "--disable-fallback", str(directory),
         ]  # fmt: skip
 
-    with started(argv, "/simple/", log, "pypiserver") as url:
-        yield Upstream(url, log, chosen[-1])
+    processes: list[subprocess.Popen[bytes]] = []
+    with started(argv, "/simple/", log, "pypiserver", processes=processes) as url:
+        yield Upstream(url, log, chosen[-1], processes[-1])
