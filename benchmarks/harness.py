@@ -7,7 +7,9 @@ are interleaved round-robin in a rotating order; medians, min and max, ratios an
 target lines are printed in the same table layout. It also finds the tools (``find_exe``) and
 the wheels (the synthetic one, ``--wheel``/``$WHEELPATCH_BENCH_WHEEL``, else the largest
 ``torch-*.whl`` reachable through pip's configuration), describes the machine and makes the
-children's environment hermetic.
+children's environment hermetic. For benchmarks of servers it starts a server on a free
+127.0.0.1 port (``start_server``), stops it by its process id, and reads the peak RSS of it and
+of its worker processes from ``/proc``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import platform
 import re
 import shlex
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -168,9 +171,10 @@ class Tool:
 
 
 def _run_once(tool: Tool, work: Path, keep: bool = False) -> Sample | None:
-    """One measured run (log in ``work``); a failure drops the tool. ``keep``: no ``finish``."""
-    tool.prepare()
+    """One measured run (log in ``work``); a failure (of the run, or of a ``prepare`` that
+    raises ToolFailed or OSError) drops the tool. ``keep``: no ``finish``."""
     try:
+        tool.prepare()
         return run_measured(tool.argv, work / f"{tool.name}.log")
     except (ToolFailed, OSError) as exc:
         tool.error = str(exc)
@@ -244,6 +248,131 @@ def measure(
     if active:
         _run_rounds(active, repeat, work, label, width)
     return {t.name: _summarize(t) for t in tools}
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (another process may take it first:
+    ``start_server`` tries again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers 200, asked without any proxy."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:  # URLError and HTTPError are OSErrors
+        return False
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    """The peak resident set (``VmHWM``) of a live process, in KiB; None if it is gone (or this
+    is not Linux). Unlike ``ru_maxrss`` it starts afresh at ``exec``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid`` (children, theirs, ...), from ``/proc``; [] elsewhere."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = entry.read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = text.rpartition(")")[2].split()
+        if len(fields) > 1:
+            parents.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        children = sorted(parents.get(todo.pop(), []))
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+def command_line(pid: int) -> str:
+    """A process's command line, its arguments joined by spaces ("" if it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+@dataclass
+class Server:
+    """A server child of this script, listening at ``url``; its output goes to ``log``."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def peak_rss(self) -> dict[int, int]:
+        """pid -> peak RSS (KiB) of the server and of each live process below it."""
+        found = {pid: vm_hwm_kib(pid) for pid in [self.pid, *descendants(self.pid)]}
+        return {pid: kib for pid, kib in found.items() if kib is not None}
+
+    def stop(self) -> None:
+        """SIGTERM by its process id, then SIGKILL after 15 s; idempotent."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    name: str,
+    command: Callable[[int], Sequence[str]],
+    ready: str,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Server:
+    """Run ``command(port)`` on a free 127.0.0.1 port until ``http://127.0.0.1:PORT`` + ``ready``
+    answers 200; up to three ports are tried (another process may take one first). Its output
+    is appended to ``log``; ``env`` is added to this process's environment. Raises ToolFailed
+    with the log's tail if it never answers."""
+    for _ in range(3):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                list(command(port)),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+        server = Server(name, url, process, log)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            if answers(url + ready):
+                return server
+            time.sleep(0.05)
+        server.stop()
+    raise ToolFailed(f"{name} did not answer at {ready}:\n{_tail(log)}")
 
 
 # --------------------------------------------------------------------------- figures
