@@ -64,8 +64,9 @@ Targets
     4. at most 150 MiB peak RSS per worker with eight clients at once.
     A missed target prints ``MISS``; the exit status is still 0 (a report, not a test).
 
-Run (from the repository root, in the venv with the ``serve`` and ``bench`` extras; one
-benchmark at a time, it moves several GB through loopback a round)::
+Run (from the repository root, in the venv with the ``serve``, ``bench`` and ``test`` extras:
+pypiserver comes with ``test``; curl and nginx from Debian; one benchmark at a time, it moves
+several GB through loopback a round)::
 
     python benchmarks/bench_serve.py                 # 5 repeats, torch, one worker
     python benchmarks/bench_serve.py --repeat 3 --workers 2 --json
@@ -887,8 +888,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wheel = harness.read_wheel_info(path.resolve(), "real")
     curl, nginx = find_exe("curl"), find_exe("nginx") or shutil.which("nginx", path="/usr/sbin")
     wheelpatch = find_exe("wheelpatch")
-    if curl is None or wheelpatch is None:
-        print("needs curl and wheelpatch (with its serve extra) on PATH")
+    if curl is None or wheelpatch is None or importlib.util.find_spec("pypiserver") is None:
+        print("needs curl, wheelpatch (with its serve extra) and pypiserver (the test extra)")
         return 2
     bytecode = harness.bytecode_env(args.cache_dir)
     names = (*PROXY_ENV, *(n.upper() for n in PROXY_ENV))
