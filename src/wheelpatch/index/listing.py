@@ -197,6 +197,22 @@ def _json_file(entry: Any, page_url: str, index: int) -> ListedFile:
     size = entry.get("size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise ListingError(f"{where}.size {size!r} is not a whole number of bytes")
+    try:
+        return _listed(entry, page_url, where, filename, url, metadata, yanked, size)
+    except ValueError as exc:  # a link urljoin cannot read (a hostile page)
+        raise ListingError(f"{where}.url {url!r} is not a URL ({exc})") from None
+
+
+def _listed(
+    entry: dict[str, Any],
+    page_url: str,
+    where: str,
+    filename: str,
+    url: str,
+    metadata: bool | dict[str, str],
+    yanked: bool | str,
+    size: int | None,
+) -> ListedFile:
     provenance = entry.get("provenance")
     gpg_sig = entry.get("gpg-sig")
     return ListedFile(

@@ -30,6 +30,7 @@ from .listing import HTML_TYPE, JSON_TYPE, ListingError, parse_listing, parse_pr
 from .page_cache import CachedPage
 
 __all__ = [
+    "Download",
     "Upstream",
     "UpstreamClient",
     "UpstreamError",
@@ -56,7 +57,10 @@ class UpstreamError(WheelpatchError):
 
 def redact(url: str) -> str:
     """``url`` without its user name and password."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a malformed URL)"
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
@@ -120,10 +124,17 @@ class _FileStream(httpx.SyncByteStream):
 
 class _FileTransport(httpx.BaseTransport):
     """``file://`` URLs as an HTTP server would answer them: a directory by its index.html,
-    ``Range`` honoured, 404 for what is not there."""
+    ``Range`` honoured, 404 for what is not there, and 403 for anything outside ``roots`` (the
+    directories of the configured ``file://`` indexes: a page cannot make the proxy read the
+    rest of its host's files)."""
+
+    def __init__(self, roots: tuple[Path, ...]) -> None:
+        self._roots = roots
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        path = Path(url2pathname(unquote(request.url.path)))
+        path = Path(os.path.realpath(url2pathname(unquote(request.url.path))))
+        if not any(path == root or path.is_relative_to(root) for root in self._roots):
+            return httpx.Response(403, request=request)
         if path.is_dir():
             path = path / "index.html"
         try:
@@ -171,17 +182,50 @@ def _netrc_auth() -> httpx.Auth | None:
     return httpx.NetRCAuth(where)
 
 
+def file_root(upstream: Upstream) -> Path | None:
+    """The directory a ``file://`` index may link files from: the one holding its ``simple/``
+    directory (a ``wheelpatch index`` site's ``files/`` are beside it)."""
+    if not upstream.url.startswith("file:"):
+        return None
+    index = Path(os.path.realpath(url2pathname(unquote(urlsplit(upstream.url).path))))
+    return index.parent
+
+
+class Download:
+    """An upstream file being received: its announced length, its bytes as they arrive, and
+    ``close()`` for when they are not wanted after all (a HEAD request)."""
+
+    def __init__(self, length: int | None, chunks: Iterator[bytes], stack: contextlib.ExitStack):
+        self.length = length
+        self._chunks = chunks
+        self._stack = stack
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self._stack:  # errors while receiving become UpstreamErrors too
+            yield from self._chunks
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 class UpstreamClient:
-    """One HTTP client for all upstreams, safe to share between threads."""
+    """One HTTP client for all upstreams, safe to share between threads.
+
+    Pages, metadata files and ranges are read whole into memory, so each is capped in size and
+    in time (``timeout`` from the first byte to the last); downloads are streamed, ``timeout``
+    bounding each wait for data."""
 
     def __init__(self, upstreams: tuple[Upstream, ...], timeout: float, retries: int) -> None:
         self.upstreams = upstreams
+        self._timeout = timeout
+        self._hosts = frozenset(u.host for u in upstreams if not u.url.startswith("file:"))
         self._netrc = _netrc_auth()
+        roots = tuple(root for root in map(file_root, upstreams) if root is not None)
         self._client = httpx.Client(
             follow_redirects=True,
             timeout=httpx.Timeout(timeout),
             transport=httpx.HTTPTransport(retries=retries),
-            mounts={"file://": _FileTransport()},
+            mounts={"file://": _FileTransport(roots)},
             headers={"user-agent": "wheelpatch-serve"},
         )
 
@@ -189,33 +233,63 @@ class UpstreamClient:
         self._client.close()
 
     def _auth(self, url: str) -> httpx.Auth | tuple[str, str] | None:
-        """Credentials for ``url``: only an upstream's own, and only on its own host."""
+        """Credentials for ``url``: an upstream's own, on its own host; netrc's, on the hosts of
+        the upstreams only (not the hosts their pages link to)."""
         host = urlsplit(url).netloc
         for upstream in self.upstreams:
             if upstream.host == host and upstream.auth is not None:
                 return upstream.auth
-        return self._netrc
-
-    def _get(
-        self, url: str, headers: dict[str, str] | None = None, method: str = "GET"
-    ) -> httpx.Response:
-        with _reaching(url):
-            return self._client.request(
-                method, _wire_url(url), headers=headers, auth=self._auth(url)
-            )
+        return self._netrc if host in self._hosts else None
 
     @contextlib.contextmanager
-    def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
-        """A GET whose body is read as it arrives, never decoded (the bytes hashed are the
-        bytes sent)."""
-        headers = {"accept-encoding": "identity", **headers}
+    def _stream(
+        self, url: str, headers: dict[str, str], *, method: str = "GET", decode: bool = False
+    ) -> Iterator[httpx.Response]:
+        """One request whose body is read as it arrives. Files are never decoded (the bytes
+        hashed are the bytes sent); pages may be."""
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https", "file"):
+            raise UpstreamError(f"{redact(url)}: not an http(s) or file URL; not followed")
+        if not decode:
+            headers = {"accept-encoding": "identity", **headers}
         with (
             _reaching(url),
             self._client.stream(
-                "GET", _wire_url(url), headers=headers, auth=self._auth(url)
+                method, _wire_url(url), headers=headers, auth=self._auth(url)
             ) as response,
         ):
             yield response
+
+    def _fetch(
+        self, url: str, headers: dict[str, str], cap: int, *, decode: bool = True
+    ) -> tuple[httpx.Response, bytes]:
+        """A response and its body (empty unless 200 or 206), at most ``cap`` bytes received
+        within ``timeout`` seconds."""
+        deadline = time.monotonic() + self._timeout
+        with self._stream(url, headers, decode=decode) as response:
+            if response.status_code not in (200, 206):
+                return response, b""
+            body = bytearray()
+            chunks = response.iter_bytes(_CHUNK) if decode else response.iter_raw(_CHUNK)
+            for chunk in chunks:
+                body += chunk
+                if len(body) > cap:
+                    raise UpstreamError(f"{redact(url)}: over {cap} bytes; not read further")
+                if time.monotonic() > deadline:
+                    raise UpstreamError(f"{redact(url)}: timed out", 503)
+        return response, bytes(body)
+
+    def _page(self, url: str) -> tuple[httpx.Response, bytes] | None:
+        """An index page, None for a 404; any status but 200 and 404 is an error."""
+        response, body = self._fetch(url, {"accept": _ACCEPT}, _PAGE_CAP)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"{redact(url)}: answered {response.status_code}",
+                503 if response.status_code >= 500 else 502,
+            )
+        return response, body
 
     def project(self, name: str) -> CachedPage | None:
         """The project's page from the first upstream that has it (in the order configured, as
@@ -224,17 +298,10 @@ class UpstreamClient:
         reads before it is returned."""
         for upstream in self.upstreams:
             url = upstream.url + quote(name, safe="") + "/"
-            response = self._get(url, {"accept": _ACCEPT})
-            if response.status_code == 404:
+            found = self._page(url)
+            if found is None:
                 continue
-            if response.status_code != 200:
-                raise UpstreamError(
-                    f"{redact(url)}: answered {response.status_code}",
-                    503 if response.status_code >= 500 else 502,
-                )
-            body = response.content
-            if len(body) > _PAGE_CAP:
-                raise UpstreamError(f"{redact(url)}: page over {_PAGE_CAP >> 20} MiB")
+            response, body = found
             page = CachedPage(
                 body,
                 response.headers.get("content-type", "text/html"),
@@ -253,54 +320,56 @@ class UpstreamClient:
         """The names every upstream's project list holds, merged."""
         names: set[str] = set()
         for upstream in self.upstreams:
-            response = self._get(upstream.url, {"accept": _ACCEPT})
-            if response.status_code != 200:
-                raise UpstreamError(
-                    f"{upstream.url}: answered {response.status_code}",
-                    503 if response.status_code >= 500 else 502,
-                )
+            found = self._page(upstream.url)
+            if found is None:
+                raise UpstreamError(f"{upstream.url}: answered 404")
+            response, body = found
             try:
                 names.update(
-                    parse_project_list(
-                        response.content, response.headers.get("content-type", "text/html")
-                    )
+                    parse_project_list(body, response.headers.get("content-type", "text/html"))
                 )
             except ListingError as exc:
                 raise UpstreamError(f"{upstream.url}: {exc}") from None
         return sorted(names)
 
     def read(self, url: str, cap: int = _PAGE_CAP) -> bytes:
-        """A small file (a PEP 658 sidecar) in memory."""
-        response = self._get(url)
+        """A small file (a PEP 658 metadata file) in memory."""
+        response, body = self._fetch(url, {}, cap, decode=False)
         if response.status_code != 200:
             raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
-        if len(response.content) > cap:
-            raise UpstreamError(f"{redact(url)}: over {cap} bytes")
-        return response.content
+        return body
 
     def read_range(self, url: str, offset: int, length: int) -> bytes | None:
         """Bytes ``offset`` to ``offset + length`` of the file at ``url``; None when the server
-        does not do ranges (it answered 200 with the whole file)."""
-        with self._stream(url, {"range": f"bytes={offset}-{offset + length - 1}"}) as response:
+        does not do ranges (it answered 200: the body is not read)."""
+        headers = {"range": f"bytes={offset}-{offset + length - 1}"}
+        deadline = time.monotonic() + self._timeout
+        with self._stream(url, headers) as response:
             if response.status_code == 200:
                 return None
             if response.status_code != 206:
                 raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
-            data = response.read()
+            data = bytearray()
+            for chunk in response.iter_raw(_CHUNK):
+                data += chunk
+                if len(data) > length or time.monotonic() > deadline:
+                    break
         if len(data) != length:
             raise UpstreamError(
-                f"{redact(url)}: asked for {length} bytes at {offset}, got {len(data)}"
+                f"{redact(url)}: asked for {length} bytes at {offset}, got "
+                f"{'more' if len(data) > length else len(data)}"
             )
-        return data
+        return bytes(data)
 
     def size(self, url: str) -> int | None:
         """The file's size, if its server answers range requests (None if not): a HEAD says
         both (``Accept-Ranges``) without sending the body; a server that refuses HEAD is asked
         for its first byte."""
-        response = self._get(url, method="HEAD")
-        if response.status_code == 200:
+        with self._stream(url, {}, method="HEAD") as response:
+            status = response.status_code
             length = response.headers.get("content-length", "")
             ranges = response.headers.get("accept-ranges", "").strip().lower() == "bytes"
+        if status == 200:
             return int(length) if ranges and length.isdigit() else None
         with self._stream(url, {"range": "bytes=0-0"}) as answer:
             if answer.status_code != 206:
@@ -308,11 +377,25 @@ class UpstreamClient:
             total = answer.headers.get("content-range", "").rpartition("/")[2]
         return int(total) if total.isdigit() else None
 
+    def open(self, url: str) -> Download:
+        """Start receiving the file at ``url``: its length (if the server says) is known at
+        once, its bytes as they arrive."""
+        stack = contextlib.ExitStack()
+        try:
+            response = stack.enter_context(self._stream(url, {}))
+            if response.status_code != 200:
+                raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
+        except BaseException:
+            stack.close()
+            raise
+        length = response.headers.get("content-length", "")
+        return Download(int(length) if length.isdigit() else None, response.iter_raw(_CHUNK), stack)
+
     def download(self, url: str, into: IO[bytes], sha256: str | None) -> str:
         """Stream the file at ``url`` into ``into`` and return its sha256; when the page gave
         one, a file that does not match it is refused."""
         digest = hashlib.sha256()
-        for chunk in self.stream(url):
+        for chunk in self.open(url):
             digest.update(chunk)
             into.write(chunk)
         found = digest.hexdigest()
@@ -322,23 +405,21 @@ class UpstreamClient:
             )
         return found
 
-    def stream(self, url: str) -> Iterator[bytes]:
-        """The file at ``url`` as it arrives (pass-through downloads through the proxy)."""
-        with self._stream(url, {}) as response:
-            if response.status_code != 200:
-                raise UpstreamError(f"{redact(url)}: answered {response.status_code}")
-            yield from response.iter_raw(_CHUNK)
-
 
 @contextlib.contextmanager
 def _reaching(url: str) -> Iterator[None]:
-    """A request to ``url``: not reaching it is a 503, said in one line."""
+    """A request to ``url``: not reaching it is a 503, an answer that cannot be read a 502,
+    each said in one line."""
     try:
         yield
     except httpx.TimeoutException:
         raise UpstreamError(f"{redact(url)}: timed out", 503) from None
     except httpx.TransportError as exc:
         raise UpstreamError(f"{redact(url)}: unreachable ({_reason(exc)})", 503) from None
+    except httpx.HTTPError as exc:  # too many redirects, an undecodable body, ...
+        raise UpstreamError(f"{redact(url)}: {_reason(exc)}") from None
+    except ValueError as exc:  # a URL httpx cannot send (a hostile link)
+        raise UpstreamError(f"{redact(url)}: cannot be fetched ({_reason(exc)})") from None
 
 
 def _reason(exc: Exception) -> str:
