@@ -56,6 +56,10 @@ class RemoteWheel:
     fetched: int
 
 
+#: The largest range asked for at once.
+_PIECE = 8 << 20
+
+
 class _Sparse:
     """A file of the remote wheel's size in which the bytes read so far are in place, read from
     some offset to the end; the rest is a hole."""
@@ -69,10 +73,17 @@ class _Sparse:
         os.ftruncate(fd, size)
 
     def extend_to(self, offset: int) -> None:
-        """Read the file from ``offset`` to where what was read begins, in one request."""
-        if offset >= self.start:
-            return
-        length = self.start - offset
+        """Read the file from ``offset`` to where what was read begins: in one request when it
+        is small (the usual ``.dist-info`` at the end), in requests of ``_PIECE`` bytes written
+        out one by one when it is not (a ``.dist-info`` at the start), so memory stays flat."""
+        end = self.start
+        while offset < end:
+            start = max(offset, end - _PIECE)
+            self._read_into(start, end - start)
+            end = start
+            self.start = start
+
+    def _read_into(self, offset: int, length: int) -> None:
         data = self._read_range(offset, length)
         if len(data) != length:
             raise InvalidWheel(
@@ -86,7 +97,6 @@ class _Sparse:
             written = os.pwrite(self.fd, view, position)
             view = view[written:]
             position += written
-        self.start = offset
 
 
 def read_remote_wheel(
