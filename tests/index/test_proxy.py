@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelpatch.index.app import choose_media_type
+from wheelpatch.index.app import _matches, _valid_file_name, choose_media_type
 from wheelpatch.index.listing import JSON_TYPE, ListedFile, Listing
 from wheelpatch.index.proxy import Patched, patch_candidates, plan_page, served_name
 from wheelpatch.rules.config import Config, parse_config
@@ -134,3 +134,57 @@ def test_a_built_wheel_is_listed_with_its_hash_and_a_refused_one_not_at_all() ->
 )
 def test_content_negotiation(accept: str | None, format_: str | None, chosen: str | None) -> None:
     assert choose_media_type(accept, format_) == chosen
+
+
+def test_two_upstream_files_that_patch_to_one_name_are_both_refused() -> None:
+    """``local-version-mode = "replace"`` over torch's ``+cpu`` and ``+cu118`` builds."""
+    override = config(**{"local-version-mode": "replace"}).override_for("torch")
+    assert override is not None
+    listing = Listing(
+        "torch",  # type: ignore[arg-type]
+        (file("torch-2.0.1+cpu-cp311-cp311-linux_x86_64.whl"),
+         file("torch-2.0.1+cu118-cp311-cp311-linux_x86_64.whl")),
+    )  # fmt: skip
+    name = "torch-2.0.1+stripe.2-cp311-cp311-linux_x86_64.whl"
+    known: dict[str, Patched | str] = {
+        f.filename: Patched(name, 1, "c" * 64, None) for f in listing.files
+    }
+    page, served = plan_page(listing, override, known)
+    assert page.files == ()
+    assert served[name].problem == (
+        "torch-2.0.1+cpu-cp311-cp311-linux_x86_64.whl and "
+        "torch-2.0.1+cu118-cp311-cp311-linux_x86_64.whl would both be patched to "
+        f"{name}; set tool.wheelpatch.overrides.torch.versions to tell them apart"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        pytest.param('"abc"', True, id="same"),
+        pytest.param('W/"abc"', True, id="weak"),
+        pytest.param("*", True, id="star"),
+        pytest.param('"x", "abc"', True, id="list"),
+        pytest.param('"abcd"', False, id="other"),
+        pytest.param("", False, id="none"),
+    ],
+)
+def test_if_none_match_compares_weakly(header: str, matches: bool) -> None:
+    assert _matches(header, '"abc"') is matches
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        pytest.param("pytz-2006p.tar.bz2", True, id="old-sdist"),
+        pytest.param("demo-1.0-py3-none-any.whl.metadata", True, id="metadata"),
+        pytest.param("..", False, id="dotdot"),
+        pytest.param(".hidden.whl", False, id="dot"),
+        pytest.param("a/b.whl", False, id="slash"),
+        pytest.param("a\\b.whl", False, id="backslash"),
+        pytest.param("a\0.whl", False, id="nul"),
+        pytest.param("x" * 256, False, id="too-long"),
+    ],
+)
+def test_file_names_are_checked_only_to_be_plain_names(name: str, valid: bool) -> None:
+    assert _valid_file_name(name) is valid

@@ -20,17 +20,12 @@ import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from itertools import chain
+from collections.abc import AsyncIterator
 from typing import Any
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+import anyio
+import anyio.to_thread
+from packaging.utils import canonicalize_name
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -57,6 +52,9 @@ from .upstream import UpstreamError
 __all__ = ["choose_media_type", "create_app"]
 
 _log = logging.getLogger("wheelpatch.serve")
+#: Threads for downloads (most of them waiting for a build or for the upstream), apart from the
+#: pool that answers pages.
+_DOWNLOAD_THREADS = 64
 _PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _OFFERED = (JSON_TYPE, HTML_TYPE, "text/html")
 _WILDCARDS = {"*/*": "text/html", "application/*": JSON_TYPE, "text/*": "text/html"}
@@ -120,18 +118,24 @@ def _error(exc: Exception) -> Response:
 
 
 def _valid_file_name(filename: str) -> bool:
-    """A distribution file name (or its ``.metadata``), nothing that could form another path."""
-    if "/" in filename or "\\" in filename or "\0" in filename or filename.startswith("."):
-        return False
-    name = filename.removesuffix(".metadata")
-    try:
-        if name.endswith(".whl"):
-            parse_wheel_filename(name)
-        else:
-            parse_sdist_filename(name)
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return False
-    return True
+    """A plain file name, nothing that could form another path. Which files exist is the
+    page's to say (it lists ``.tar.bz2`` and ``.egg`` files too): the name is only looked up
+    there, never joined to a path."""
+    return not (
+        not filename
+        or "/" in filename
+        or "\\" in filename
+        or "\0" in filename
+        or filename.startswith(".")
+        or len(filename.encode("utf-8", "surrogatepass")) > 255
+    )
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110's weak comparison, as If-None-Match uses: ``*``, or a listed tag equal to
+    ``etag`` once any ``W/`` is set aside."""
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
 
 
 class _LeasedFile(FileResponse):
@@ -159,6 +163,7 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
             logging.getLogger("wheelpatch").addHandler(handler)
             logging.getLogger("wheelpatch").setLevel(logging.INFO)
     service = ProxyService(settings)
+    downloads = anyio.CapacityLimiter(_DOWNLOAD_THREADS)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -210,20 +215,28 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
                     service.metadata, project, filename.removesuffix(".metadata")
                 )
                 return Response(data, media_type="application/octet-stream")
-            result = await run_in_threadpool(service.file, project, filename)
-            if isinstance(result, Lease):
-                etag = f'"{result.entry.sha256}"'
-                if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-                    result.release()
-                    return Response(status_code=304, headers={"etag": etag})
-                return _LeasedFile(
-                    result, headers={"etag": etag}, media_type="application/octet-stream"
-                )
-            chunks: Iterator[bytes] = result
-            first = await run_in_threadpool(next, chunks, b"")
+            # Downloads wait for builds on threads of their own: a crowd waiting for one
+            # build must not leave no thread to answer pages with.
+            result = await anyio.to_thread.run_sync(
+                service.file, project, filename, limiter=downloads
+            )
         except WheelpatchError as exc:
             return _error(exc)
-        return StreamingResponse(chain([first], chunks), media_type="application/octet-stream")
+        if isinstance(result, Lease):
+            etag = f'"{result.entry.sha256}"'
+            if _matches(request.headers.get("if-none-match", ""), etag):
+                result.release()
+                return Response(status_code=304, headers={"etag": etag})
+            return _LeasedFile(
+                result, headers={"etag": etag}, media_type="application/octet-stream"
+            )
+        headers = {} if result.length is None else {"content-length": str(result.length)}
+        if request.method == "HEAD":
+            await anyio.to_thread.run_sync(result.close)
+            return Response(headers=headers, media_type="application/octet-stream")
+        return StreamingResponse(
+            iter(result), headers=headers, media_type="application/octet-stream"
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -232,7 +245,13 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
         finally:
             service.close()
 
+    async def no_route(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        said = "not found" if status == 404 else f"{request.method} is not served here"
+        return PlainTextResponse(f"{request.url.path}: {said}\n", status_code=status)
+
     app = Starlette(
+        exception_handlers={404: no_route, 405: no_route},
         routes=[
             Route("/", home),
             Route("/health", health),

@@ -126,6 +126,17 @@ def plan_page(
             # Not listed, but a client that asks for it is told why (502).
             served[name] = Served(file, patched=True, problem=info or "not planned")
             continue
+        if info.filename in served:
+            # Two upstream files, one patched name (local-version-mode "replace" over two
+            # local labels, as torch's +cpu and +cu118): neither is listed, both are named.
+            other = served[info.filename].upstream.filename
+            problem = (
+                f"{other} and {file.filename} would both be patched to {info.filename}; "
+                f"set {override.key}.versions to tell them apart"
+            )
+            served[info.filename] = Served(file, patched=True, problem=problem)
+            files = [f for f in files if f.filename != info.filename]
+            continue
         served[info.filename] = Served(file, patched=True)
         files.append(
             ListedFile(

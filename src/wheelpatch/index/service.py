@@ -9,13 +9,15 @@ lock file made from one replica's page is valid against another's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ from .page_cache import CachedPage, PageCache
 from .proxy import Patched, Served, patch_candidates, plan_page, served_name
 from .remote import read_remote_wheel
 from .settings import ServeSettings
-from .upstream import UpstreamClient, UpstreamError, redact
+from .upstream import Download, UpstreamClient, UpstreamError, redact
 
 __all__ = ["NotFound", "ProxyService", "ServedPage"]
 
@@ -69,6 +71,12 @@ class ProxyService:
         self._builders = ThreadPoolExecutor(2, thread_name_prefix="wheelpatch-build")
         self._queued: set[str] = set()
         self._queued_lock = threading.Lock()
+        #: Upstream files found unpatchable lately (by identity): not fetched again at every
+        #: page view, until the page's time to live has passed.
+        self._refused: dict[tuple[str, str], tuple[float, str]] = {}
+        self._root: tuple[float, list[str]] | None = None
+        _sweep(self._work, ".remote-")
+        _sweep(settings.cache_dir / "pages", ".")
 
     def close(self) -> None:
         self._readers.shutdown(wait=False, cancel_futures=True)
@@ -125,18 +133,44 @@ class ProxyService:
         if self.settings.eager and override is not None:
             for name, source in served.items():
                 if source.patched and source.problem is None:
-                    self._build_later(project, name)
+                    self._build_later(source, name)
         return ServedPage(planned, served, stale, raw.upstream)
 
     def root(self) -> list[str]:
-        """Every project the upstreams list."""
-        return self.client.projects()
+        """Every project the upstreams list (kept for the page time to live, and served stale
+        while the upstreams cannot be reached, as project pages are)."""
+        kept = self._root
+        age = time.monotonic() - kept[0] if kept is not None else None
+        if kept is not None and age is not None and age <= self.settings.page_ttl:
+            return kept[1]
+        try:
+            names = self.client.projects()
+        except UpstreamError as exc:
+            stale = age is not None and exc.status == 503 and age <= self.settings.stale_age
+            if kept is not None and stale:
+                return kept[1]
+            raise
+        self._root = (time.monotonic(), names)
+        return names
 
     # -- what a patched file will be --------------------------------------------------------------
 
     def _key(self, upstream_sha256: str, override: Override, filename: str) -> str:
-        """The cache key of a patched wheel: everything its bytes are a function of."""
-        identity = "\0".join((upstream_sha256, override.digest, __version__, filename))
+        """The cache key of a patched wheel: everything its bytes are a function of. Beside
+        the upstream bytes, the override and this version, the provenance document records the
+        configuration's path, what git described (a label from git) and SOURCE_DATE_EPOCH."""
+        config = self.settings.config
+        identity = "\0".join(
+            (
+                upstream_sha256,
+                override.digest,
+                __version__,
+                filename,
+                config.display_path or "",
+                json.dumps(config.git.as_json() if config.git is not None else None),
+                _epoch() or "",
+            )
+        )
         return hashlib.sha256(identity.encode("utf-8")).hexdigest()
 
     def _identity(self, file: ListedFile) -> tuple[Override, str, str]:
@@ -154,12 +188,21 @@ class ProxyService:
 
     def _known(self, file: ListedFile, override: Override) -> Patched | str:
         """What the patched file of ``file`` will be, or why there will be none."""
+        identity = (file.url, file.sha256 or "")
+        refused = self._refused.get(identity)
+        if refused is not None and time.monotonic() - refused[0] < self.settings.page_ttl:
+            return refused[1]
         try:
             return self._patched_info(file, override)
-        except (WheelpatchError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, WheelpatchError) else f"{exc.strerror}"
-            _log.warning("%s: not listed (%s)", file.filename, reason)
-            return reason
+        except UpstreamError as exc:
+            if exc.status == 503:  # not the file's fault: the page cannot be answered now
+                raise
+            reason = str(exc)
+        except WheelpatchError as exc:  # the engine refused the wheel
+            reason = str(exc)
+        _log.warning("%s: not listed (%s)", file.filename, reason)
+        self._refused[identity] = (time.monotonic(), reason)
+        return reason
 
     def _patched_info(self, file: ListedFile, override: Override) -> Patched:
         sha256 = file.sha256
@@ -218,10 +261,9 @@ class ProxyService:
                 )
                 if isinstance(plan, Unchanged):
                     return _info(file.filename, size, remote.metadata, override, file)
-                epoch = os.environ.get("SOURCE_DATE_EPOCH") or None
                 return _info(
                     plan.filename,
-                    patched_size(plan, sha256, epoch),
+                    patched_size(plan, sha256, _epoch()),
                     plan.metadata,
                     override,
                     file,
@@ -291,13 +333,13 @@ class ProxyService:
 
     # -- downloads --------------------------------------------------------------------------------
 
-    def file(self, project: NormalizedName, filename: str) -> Lease | Iterator[bytes]:
+    def file(self, project: NormalizedName, filename: str) -> Lease | Download:
         """A patched wheel from the cache (built first if need be), leased against eviction
         until the caller releases it; or, for a file passed through with ``links="proxy"``, the
         upstream's bytes as they arrive."""
         source = self._served(project, filename)
         if not source.patched:
-            return self.client.stream(source.upstream.url)
+            return self.client.open(source.upstream.url)
         for _ in range(3):
             entry = self._patched_file(source, filename)
             try:
@@ -369,7 +411,9 @@ class ProxyService:
         wheel = read_wheel(built.path)
         return built, wheel.metadata_bytes
 
-    def _build_later(self, project: NormalizedName, filename: str) -> None:
+    def _build_later(self, source: Served, filename: str) -> None:
+        """Build in the background (``--eager``) what the page just listed; from the source in
+        hand, never by planning the page again (which would queue the others again)."""
         with self._queued_lock:
             if filename in self._queued:
                 return
@@ -377,9 +421,7 @@ class ProxyService:
 
         def run() -> None:
             try:
-                result = self.file(project, filename)
-                if isinstance(result, Lease):
-                    result.release()
+                self._patched_file(source, filename)
             except (WheelpatchError, OSError) as exc:
                 _log.warning("%s: not built ahead (%s)", filename, exc)
             finally:
@@ -414,6 +456,30 @@ class ProxyService:
 
 class _NoRanges(Exception):
     """The upstream answered a range request with the whole file."""
+
+
+def _sweep(directory: Path, prefix: str, age: float = 3600.0) -> None:
+    """Remove what a killed process left in ``directory``: directories named ``prefix...`` (a
+    range read's scratch) and files named ``prefix...tmp`` (a page being written), untouched for
+    ``age`` seconds. Each lasts seconds, so what replicas sharing the directory are doing is left
+    alone."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if not entry.name.startswith(prefix):
+                continue
+            with contextlib.suppress(OSError):
+                if now - entry.stat(follow_symlinks=False).st_mtime < age:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                elif entry.name.endswith(".tmp"):
+                    os.unlink(entry.path)
+
+
+def _epoch() -> str | None:
+    """SOURCE_DATE_EPOCH as the writer reads it (it reaches the provenance document)."""
+    return os.environ.get("SOURCE_DATE_EPOCH") or None
 
 
 def _info(
