@@ -139,7 +139,12 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 
 class _LeasedFile(FileResponse):
-    """A cached file, held against eviction until its last byte is sent (or the client left)."""
+    """A cached file, held against eviction until its last byte is sent (or the client left).
+
+    Sent in chunks of 1 MiB, not Starlette's 64 KiB: each chunk is a read on a worker thread and
+    a message through the ASGI stack, which at 64 KiB took most of the time of a 554 MB wheel."""
+
+    chunk_size = 4 << 20
 
     def __init__(self, lease: Lease, **kwargs: Any) -> None:
         self._lease = lease
