@@ -9,16 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from ..hermetic import hermetic_env
-from ..servers import answers, free_port, started
+from ..servers import started
 
 ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "plugin_examples" / "torch-without-triton"
@@ -64,41 +61,17 @@ def serve(
     its process id (SIGTERM, then SIGKILL) unless the test killed it first."""
     cache = cache_dir or tmp_path / f"{name}-cache"
     log = tmp_path / f"{name}.log"
-    for _ in range(1 if port is not None else 3):
-        chosen = port if port is not None else free_port()
-        argv = [
+
+    def argv(chosen: int) -> list[str]:
+        return [
             sys.executable, "-m", "wheelpatch", "serve", "--port", str(chosen),
             "--config", str(config), "--cache-dir", str(cache),
             *(f"--upstream={u}" for u in upstreams), *map(str, options),
         ]  # fmt: skip
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=hermetic_env()
-            )
-        url = f"http://127.0.0.1:{chosen}"
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if answers(url + "/health"):
-                break
-            time.sleep(0.05)
-        else:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            continue
-        proxy = Proxy(url, log, process, cache)
-        try:
-            yield proxy
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        return
-    pytest.fail(f"wheelpatch serve did not start; its log:\n{log.read_text(errors='replace')}")
+
+    processes: list[subprocess.Popen[bytes]] = []
+    with started(argv, "/health", log, "wheelpatch serve", port, processes=processes) as url:
+        yield Proxy(url, log, processes[-1], cache)
 
 
 def make_wheelhouse(directory: Path) -> Path:
@@ -123,18 +96,15 @@ class Upstream:
     log: Path
     process_port: int
     #: The pypiserver process (to stop, pause or resume it by its id).
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes]
 
     @property
     def index(self) -> str:
         return self.url + "/simple/"
 
     def requests(self) -> list[tuple[str, int, int]]:
-        """(path, status, bytes sent) of every request, in order."""
-        found = []
-        for _, path, status, size in _ACCESS.findall(self.log.read_text("utf-8", "replace")):
-            found.append((urllib.parse.unquote(path), int(status), 0 if size == "-" else int(size)))
-        return found
+        """(path, status, bytes sent) of every request, in order (HEADs included)."""
+        return [(path, status, size) for _, path, status, size in self.calls()]
 
     def calls(self) -> list[tuple[str, str, int, int]]:
         """(method, path, status, bytes sent) of every request, in order."""
@@ -152,10 +122,6 @@ class Upstream:
             for m, p, s, n in self.calls()
             if m == "GET" and s == 200 and p.rsplit("/", 1)[-1] == filename
         ]
-
-    def wheel_requests(self, filename: str) -> list[tuple[int, int]]:
-        """(status, bytes) of every request for that file."""
-        return [(s, n) for p, s, n in self.requests() if p.rsplit("/", 1)[-1] == filename]
 
 
 @contextlib.contextmanager

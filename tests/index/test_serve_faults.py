@@ -293,7 +293,6 @@ def test_a_proxy_killed_mid_download_leaves_nothing_that_is_served_or_kept(
     house = make_wheelhouse(tmp_path / "house")
     big = standin(house, "torch", "2.0.1", TORCH_REQUIRES, megabytes=48, seed=3)
     with pypiserver(house) as upstream:
-        assert upstream.process is not None
         with serve(tmp_path, [upstream.index], name="killed") as first:
             cache_dir, port = first.cache_dir, urllib.parse.urlsplit(first.url).port
             assert get(f"{first.index}torch/").status == 200  # the page, from range reads
@@ -444,27 +443,26 @@ def test_a_wheel_whose_hash_the_page_gets_wrong_is_refused_and_not_kept(tmp_path
 
 def test_an_unreachable_upstream_leaves_stale_pages_within_the_stale_age(tmp_path: Path) -> None:
     house = make_wheelhouse(tmp_path / "house")
-    with pypiserver(house) as upstream:
-        assert upstream.process is not None
-        with (
-            serve(tmp_path, [upstream.index], "--page-ttl", "0", name="tolerant") as tolerant,
-            serve(
-                tmp_path, [upstream.index], "--page-ttl", "0", "--stale-age", "0", name="strict"
-            ) as strict,
-        ):
-            before = {
-                (proxy.url, project): get(f"{proxy.index}{project}/")
-                for proxy in (tolerant, strict)
-                for project in ("torch", "filelock")
-            }
-            upstream.process.terminate()
-            upstream.process.wait()
-            after = {
-                (proxy.url, project): get(f"{proxy.index}{project}/")
-                for proxy in (tolerant, strict)
-                for project in ("torch", "filelock")
-            }
-            never = get(f"{tolerant.index}sympy/")
+    with (
+        pypiserver(house) as upstream,
+        serve(tmp_path, [upstream.index], "--page-ttl", "0", name="tolerant") as tolerant,
+        serve(
+            tmp_path, [upstream.index], "--page-ttl", "0", "--stale-age", "0", name="strict"
+        ) as strict,
+    ):
+        before = {
+            (proxy.url, project): get(f"{proxy.index}{project}/")
+            for proxy in (tolerant, strict)
+            for project in ("torch", "filelock")
+        }
+        upstream.process.terminate()
+        upstream.process.wait()
+        after = {
+            (proxy.url, project): get(f"{proxy.index}{project}/")
+            for proxy in (tolerant, strict)
+            for project in ("torch", "filelock")
+        }
+        never = get(f"{tolerant.index}sympy/")
 
     for answer in before.values():
         assert answer.status == 200, answer.text
@@ -497,7 +495,6 @@ def test_requests_reach_only_the_configured_upstream_and_never_its_credentials(
         pypiserver(house) as upstream,
         static_server(decoy_root, "decoy") as (decoy, decoy_log),
     ):
-        assert upstream.process is not None
         decoy_start = len(decoy_log.read_bytes())
         decoy_port = urllib.parse.urlsplit(decoy).port
         with_secret = upstream.index.replace("http://", f"http://wheel-user:{SECRET}@")

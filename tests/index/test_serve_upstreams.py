@@ -194,7 +194,7 @@ def test_without_credentials_the_index_refusal_is_one_line(tmp_path: Path, cdn: 
 def test_an_upstream_that_stops_answering_times_out_with_503(tmp_path: Path) -> None:
     wheelhouse = make_wheelhouse(tmp_path / "wheelhouse")
     with pypiserver(wheelhouse) as upstream:
-        pid = _listener_pid(upstream.process_port)
+        pid = upstream.process.pid
         with serve(tmp_path, [upstream.index], "--timeout", "1", "--retries", "0") as proxy:
             os.kill(pid, signal.SIGSTOP)
             try:
@@ -205,26 +205,6 @@ def test_an_upstream_that_stops_answering_times_out_with_503(tmp_path: Path) -> 
             assert body.decode() == f"{upstream.index}torch/: timed out\n"
             status, _, _ = get(proxy.index + "torch/")  # answering again: served again
             assert status == 200
-
-
-def _listener_pid(port: int) -> int:
-    """The process listening on a loopback port, from /proc (no lsof needed)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                    inodes.add(fields[9])
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{entry}/fd"):
-                target = os.readlink(f"/proc/{entry}/fd/{fd}")
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    return int(entry)
-    raise AssertionError(f"nothing listens on port {port}")
 
 
 def test_an_upstream_without_ranges_is_read_through_its_metadata_files(tmp_path: Path) -> None:
