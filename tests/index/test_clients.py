@@ -136,6 +136,21 @@ def client_env(tmp_path: Path, *, uv_project: bool = False, **extra: str) -> dic
     return env
 
 
+def pdm_env(tmp_path: Path) -> dict[str, str]:
+    """:func:`client_env` for PDM: the project's own source only, no saved interpreter, a
+    fresh base interpreter (``--without-pip``) to make the project's venv from."""
+    base: Venv = make_venv(tmp_path / "base")
+    return client_env(
+        tmp_path,
+        PDM_IGNORE_SAVED_PYTHON="1",
+        PDM_IGNORE_STORED_INDEX="1",  # the project's source alone, not PyPI beside it
+        PDM_CHECK_UPDATE="false",
+        PDM_NON_INTERACTIVE="1",
+        PDM_CACHE_DIR=str(tmp_path / "pdm-cache"),
+        PDM_PYTHON=str(base.python),
+    )
+
+
 def run(
     *args: str | Path, env: Mapping[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -405,16 +420,7 @@ verify_ssl = false
 
 def test_pdm_lock_names_the_labelled_version_then_syncs(tmp_path: Path, torch_site: Path) -> None:
     hashes = page_hashes(torch_site)
-    base: Venv = make_venv(tmp_path / "base")  # the interpreter PDM makes the project's venv from
-    env = client_env(
-        tmp_path,
-        PDM_IGNORE_SAVED_PYTHON="1",
-        PDM_IGNORE_STORED_INDEX="1",  # the project's source alone, not PyPI beside it
-        PDM_CHECK_UPDATE="false",
-        PDM_NON_INTERACTIVE="1",
-        PDM_CACHE_DIR=str(tmp_path / "pdm-cache"),
-        PDM_PYTHON=str(base.python),
-    )
+    env = pdm_env(tmp_path)
     project = tmp_path / "app"
     project.mkdir()
     with static_server(torch_site, tmp_path / "http.log") as server:

@@ -46,6 +46,7 @@ from .test_clients import (
     client_env,
     installed,
     ok,
+    pdm_env,
     pip,
     run,
     static_server,
@@ -259,16 +260,7 @@ def listed_with_hash(proxy: Proxy, timeout: float = 60) -> dict[str, Any]:
 
 
 def test_pdm_locks_and_syncs_through_an_eager_proxy(tmp_path: Path, upstream: Upstream) -> None:
-    base: Venv = make_venv(tmp_path / "base")  # the interpreter PDM makes the project's venv from
-    env = client_env(
-        tmp_path,
-        PDM_IGNORE_SAVED_PYTHON="1",
-        PDM_IGNORE_STORED_INDEX="1",  # the project's source alone, not PyPI beside it
-        PDM_CHECK_UPDATE="false",
-        PDM_NON_INTERACTIVE="1",
-        PDM_CACHE_DIR=str(tmp_path / "pdm-cache"),
-        PDM_PYTHON=str(base.python),
-    )
+    env = pdm_env(tmp_path)
     project = tmp_path / "app"
     project.mkdir()
     with serve(tmp_path, [upstream.index], "--eager") as proxy:
