@@ -16,6 +16,7 @@ import errno
 import glob
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: no leftover sweeping
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["StagedWheel", "patched_size", "stage_wheel", "write_wheel"]
+__all__ = [
+    "StagedWheel",
+    "patched_size",
+    "rewrite_in_place",
+    "stage_wheel",
+    "unchanged_prefix",
+    "write_wheel",
+]
 
 #: A temporary file untouched for this long, and unlocked, was left by a killed run.
 _LEFTOVER_AGE = 2.0
@@ -232,6 +240,58 @@ def patched_size(plan: PatchPlan, source_sha256: str, epoch: str | None = None) 
     environment), both recorded in the provenance document."""
     writer = ArchiveWriter(None, where=plan.wheel.filename)
     return _lay_out(plan, writer, -1, lambda: source_sha256, epoch)
+
+
+def unchanged_prefix(plan: PatchPlan) -> int:
+    """How many bytes the patched wheel shares with its source from the start: up to the first
+    member the writer renames, rewrites, drops or re-heads (``.dist-info`` and ``.data``
+    members, and members with a data descriptor). A proxy can send those bytes on as they
+    arrive from the upstream, before the rest is known."""
+    source = plan.wheel
+    prefix = source.dist_info + "/"
+    replaced = plan.replaced
+    return min(
+        m.header_offset
+        for m in source.archive.members
+        if m.name.startswith(prefix)
+        or m.name in replaced
+        or m.has_descriptor
+        or plan.rename(m.name) != m.name
+    )
+
+
+def rewrite_in_place(plan: PatchPlan, fd: int, source_sha256: str, epoch: str | None) -> int:
+    """Turn the source wheel, open read-write as ``fd`` (the file ``plan.wheel`` was read from),
+    into the patched wheel in place: the bytes before :func:`unchanged_prefix` stay, the rest is
+    laid out as :func:`write_wheel` lays it out, byte for byte, and the file is cut to its new
+    size (returned). Raises :class:`~wheelpatch.wheel.archive.InPlaceError` when the layout
+    would differ before that offset (the caller writes the wheel afresh)."""
+    start = unchanged_prefix(plan)
+    size = os.fstat(fd).st_size
+    # What follows ``start`` is read before it is overwritten: a scratch copy at its own offsets.
+    with tempfile.TemporaryFile(dir=Path(plan.wheel.path).parent) as scratch:
+        src = scratch.fileno()
+        os.ftruncate(src, size)
+        os.lseek(src, start, os.SEEK_SET)
+        _copy_to(fd, src, start, size - start)
+        os.lseek(fd, start, os.SEEK_SET)
+        writer = ArchiveWriter(fd, where=plan.wheel.filename, in_place_before=start)
+        new_size = _lay_out(plan, writer, src, lambda: source_sha256, epoch)
+    os.ftruncate(fd, new_size)
+    return new_size
+
+
+def _copy_to(src: int, dst: int, offset: int, length: int) -> None:
+    """``length`` bytes of ``src`` from ``offset``, to ``dst`` at its position."""
+    while length > 0:
+        data = os.pread(src, min(1 << 20, length), offset)
+        if not data:
+            raise InvalidWheel("the source wheel shrank while it was rewritten in place")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view) :]
+        offset += len(data)
+        length -= len(data)
 
 
 def _lay_out(

@@ -31,6 +31,7 @@ __all__ = [
     "STORED",
     "Archive",
     "ArchiveWriter",
+    "InPlaceError",
     "ZipMember",
     "directory_offset",
     "iter_member_data",
@@ -738,6 +739,11 @@ def iter_member_data(fd: int, member: ZipMember, where: str) -> Iterator[bytes]:
         )
 
 
+class InPlaceError(Exception):
+    """An archive cannot be rewritten in place: the output would differ before the part that is
+    rewritten. Not the input's fault: the caller writes the archive afresh instead."""
+
+
 def _unread_error(where: str, member: ZipMember, consequence: str) -> InvalidWheel:
     return InvalidWheel(
         f"{where}: member {member.name!r} at offset {member.header_offset} lies before the part "
@@ -779,11 +785,19 @@ class ArchiveWriter:
     the same calls would have written. Counting is the one use of members of a partial read (see
     :func:`read_archive`), and only of those copied as they are. ``where`` (the source wheel's
     file name) starts the error messages.
+
+    With ``in_place_before=N``, ``fd`` already holds the output's first N bytes (the source
+    itself, whose first members the output keeps where they are) and is positioned at N: members
+    copied unchanged to their own offset below N cost nothing, and anything that would be written
+    below N raises :class:`InPlaceError` (the caller then writes the archive afresh).
     """
 
-    def __init__(self, fd: int | None, *, where: str = "source archive") -> None:
+    def __init__(
+        self, fd: int | None, *, where: str = "source archive", in_place_before: int = 0
+    ) -> None:
         self._fd = fd
         self._where = where
+        self._in_place = in_place_before
         self._offset = 0
         self._central: list[bytes] = []
         self._pending: tuple[int, int, int] | None = None  # (src fd, start, end)
@@ -798,13 +812,22 @@ class ArchiveWriter:
         if self._pending is not None:
             src, start, end = self._pending
             if self._fd is not None:
+                self._check_in_place()
                 _copy_range(src, self._fd, start, end - start)
             self._offset += end - start
             self._pending = None
 
+    def _check_in_place(self) -> None:
+        if self._offset < self._in_place:
+            raise InPlaceError(
+                f"{self._where}: the output differs from the source at offset {self._offset}, "
+                f"before {self._in_place}"
+            )
+
     def _write(self, data: bytes) -> None:
         self._flush()
         if self._fd is not None:
+            self._check_in_place()
             view = memoryview(data)
             while view:
                 written = os.write(self._fd, view)
@@ -818,16 +841,24 @@ class ArchiveWriter:
         """
         offset = self.size
         if (name is None or name == member.name) and not member.has_descriptor:
-            if not member.header_read and self._fd is not None:
-                raise _unread_error(self._where, member, "it can be counted but not copied")
             # Without a descriptor, a member read in full ends where its data does.
             end = member.end_offset if member.header_read else member.span_end
-            pending = self._pending
-            if pending is not None and pending[0] == src and pending[2] == member.header_offset:
-                self._pending = (src, pending[1], end)
+            if offset < self._in_place and self._pending is None:
+                if offset != member.header_offset or end > self._in_place:
+                    raise InPlaceError(
+                        f"{self._where}: member {member.name!r} would move from offset "
+                        f"{member.header_offset} to {offset}"
+                    )
+                self._offset = end  # already in place: nothing to write
             else:
-                self._flush()
-                self._pending = (src, member.header_offset, end)
+                if not member.header_read and self._fd is not None:
+                    raise _unread_error(self._where, member, "it can be counted but not copied")
+                pending = self._pending
+                if pending is not None and pending[0] == src and pending[2] == member.header_offset:
+                    self._pending = (src, pending[1], end)
+                else:
+                    self._flush()
+                    self._pending = (src, member.header_offset, end)
             if member.central and offset < _MAX32:
                 central = member.central
                 self._central.append(central[:42] + struct.pack("<I", offset) + central[46:])
