@@ -238,7 +238,11 @@ def test_concurrent_first_downloads_fetch_the_upstream_wheel_once(
 
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(download, range(8)))
-        page = listed(json_page(proxy, "torch"))
+        page = wait_for(
+            lambda: (p := listed(json_page(proxy, "torch")))[PATCHED_TORCH]["hashes"] and p,
+            "the built wheel's hash on the page",
+        )
+        cached = get(url)
         fetches = upstream.full_gets(TORCH)
 
     assert [status for status, _, _ in results] == [200] * 8
@@ -246,7 +250,9 @@ def test_concurrent_first_downloads_fetch_the_upstream_wheel_once(
     assert len(bodies) == 1
     body = bodies.pop()
     sha256 = hashlib.sha256(body).hexdigest()
-    assert {etag for _, etag, _ in results} == {f'"{sha256}"'}
+    # Answered while the wheel was built (no ETag yet) or from the cache (its sha256 as ETag).
+    assert {etag for _, etag, _ in results} <= {f'"{sha256}"', None}
+    assert (cached.body, cached.headers["etag"]) == (body, f'"{sha256}"')
     assert page[PATCHED_TORCH]["hashes"] == {"sha256": sha256}
     assert page[PATCHED_TORCH]["size"] == len(body)
     assert "triton" not in metadata_of(body)  # it is the patched wheel
@@ -359,12 +365,16 @@ def test_a_cache_too_small_for_two_wheels_evicts_the_least_recently_used(tmp_pat
     ):
         torch_first = get(file_url(proxy, "torch", PATCHED_TORCH))
         assert torch_first.status == 200, torch_first.text
-        assert set(stored_files(proxy.cache_dir)) >= {PATCHED_TORCH}
+        # A first download ends once its last byte is sent; the entry is stored right after.
+        wait_for(lambda: PATCHED_TORCH in stored_files(proxy.cache_dir), "torch stored")
+        torch_etag = get(file_url(proxy, "torch", PATCHED_TORCH)).headers["etag"]
         triton_first = get(file_url(proxy, "triton", PATCHED_TRITON))
         assert triton_first.status == 200, triton_first.text
+        wait_for(lambda: PATCHED_TORCH not in stored_files(proxy.cache_dir), "torch evicted")
         after_triton = stored_files(proxy.cache_dir)
-        kept = sum(path.stat().st_size for path in after_triton.values())
+        kept = sum(path.stat().st_size for path in after_triton.values() if path.exists())
         torch_again = get(file_url(proxy, "torch", PATCHED_TORCH))
+        wait_for(lambda: PATCHED_TRITON not in stored_files(proxy.cache_dir), "triton evicted")
         after_torch = stored_files(proxy.cache_dir)
         torch_fetches = upstream.full_gets(TORCH)
 
@@ -373,7 +383,7 @@ def test_a_cache_too_small_for_two_wheels_evicts_the_least_recently_used(tmp_pat
     assert kept <= room
     assert torch_again.status == 200, torch_again.text
     assert torch_again.body == torch_first.body
-    assert torch_again.headers["etag"] == torch_first.headers["etag"]
+    assert f'"{hashlib.sha256(torch_again.body).hexdigest()}"' == torch_etag
     assert PATCHED_TORCH in after_torch
     assert PATCHED_TRITON not in after_torch
     # Built twice, the second time from the upstream again.
@@ -395,6 +405,10 @@ def test_a_replaced_upstream_wheel_is_refused_and_not_kept(tmp_path: Path) -> No
         )
         served = get(f"{upstream.url}/packages/{TORCH}")
         assert served.body == (house / TORCH).read_bytes()  # pypiserver serves the new bytes
+        # The first download is answered as the wheel arrives: found wrong at its end, it is
+        # cut short (its Content-Length says so); the next request is told why.
+        with pytest.raises(http.client.IncompleteRead):
+            get(file_url(proxy, "torch", PATCHED_TORCH))
         answer = get(file_url(proxy, "torch", PATCHED_TORCH))
         cached = list(proxy.cache_dir.rglob("*.whl"))
 

@@ -220,6 +220,15 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
                     service.metadata, project, filename.removesuffix(".metadata")
                 )
                 return Response(data, media_type="application/octet-stream")
+            # A plain GET of a wheel not built yet is answered while it is built.
+            if request.method == "GET" and "range" not in request.headers:
+                relay = await run_in_threadpool(service.first_download, project, filename)
+                if relay is not None:
+                    return StreamingResponse(
+                        iter(relay),
+                        headers={"content-length": str(relay.size)},
+                        media_type="application/octet-stream",
+                    )
             # Downloads wait for builds on threads of their own: a crowd waiting for one
             # build must not leave no thread to answer pages with.
             result = await anyio.to_thread.run_sync(
@@ -283,17 +292,25 @@ class _RequestLog:
         started = time.perf_counter()
         status = 500
         sent = 0
+        answering = False
 
         async def record(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, answering
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answering = True
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, record)
+        except Exception as exc:
+            if not answering:
+                raise
+            # A response cut short on purpose (a first download whose wheel did not check
+            # out): its length already tells the client; the log says why, in one line.
+            _log.warning("%s %s cut short: %s", scope["method"], scope["path"], exc)
         finally:
             _log.info(
                 "%s %s %d %d bytes %.0f ms",

@@ -173,7 +173,9 @@ class Cache:
         cache's file system; it may also replace it there by a rename). One build runs at a time
         for an entry across all processes and threads; the others wait for it and get its file.
         If ``build`` raises, nothing is kept and the exception propagates; the next call builds.
-        Evicts least recently used entries afterwards if the cache is over its size.
+        A ``build`` that hashed the file as it wrote it may return the hex sha256, which is then
+        recorded as it is (else the cache hashes the file). Evicts least recently used entries
+        afterwards if the cache is over its size.
 
         :raises ValueError: ``key`` or ``name`` is not allowed
         :raises RuntimeError: ``build`` left no regular file at ``path``, or it asked the cache
@@ -464,7 +466,7 @@ class Cache:
         work = Path(tempfile.mkdtemp(prefix=f"{slot.lock_id}.", dir=self._tmp))
         try:
             target = work / slot.name
-            build(target)
+            said = build(target)
             try:
                 built = os.lstat(target)
             except FileNotFoundError:
@@ -473,9 +475,14 @@ class Cache:
                 ) from None
             if not stat.S_ISREG(built.st_mode):
                 raise RuntimeError(f"the build of {slot.name!r} left no regular file at {target}")
-            digest = FileDigest(target)
-            sha256 = digest.result()
-            _device, inode, size, mtime_ns = digest.identity
+            if isinstance(said, str) and _SHA256.fullmatch(said):
+                # The builder hashed what it wrote as it wrote it: no second pass over it.
+                sha256 = said
+                inode, size, mtime_ns = built.st_ino, built.st_size, built.st_mtime_ns
+            else:
+                digest = FileDigest(target)
+                sha256 = digest.result()
+                _device, inode, size, mtime_ns = digest.identity
             sidecar = work / ".sidecar.json"
             record = {
                 "schema": _SCHEMA,

@@ -27,14 +27,16 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 
 from .. import __version__
 from ..errors import InvalidWheel, WheelpatchError
-from ..patch.plan import Unchanged, plan_metadata, plan_patch
-from ..patch.writer import patched_size, write_wheel
+from ..patch.plan import PatchPlan, Unchanged, plan_metadata, plan_patch
+from ..patch.writer import patched_size, rewrite_in_place, unchanged_prefix, write_wheel
 from ..rules.config import Override
+from ..wheel.archive import InPlaceError
 from ..wheel.source_wheel import METADATA_CAP, read_metadata, read_wheel
 from .cache import Cache, CachedFile, Lease
 from .listing import ListedFile, Listing, ListingError, parse_listing
 from .page_cache import CachedPage, PageCache
 from .proxy import Patched, Served, patch_candidates, plan_page, served_name
+from .relay import Relay
 from .remote import read_remote_wheel
 from .settings import ServeSettings
 from .upstream import Download, UpstreamClient, UpstreamError, redact
@@ -75,6 +77,9 @@ class ProxyService:
         #: page view, until the page's time to live has passed.
         self._refused: dict[tuple[str, str], tuple[float, str]] = {}
         self._root: tuple[float, list[str]] | None = None
+        #: Builds that failed lately (by cache key): answered with their reason for the page's
+        #: time to live rather than fetched again at every request.
+        self._failed: dict[str, tuple[float, UpstreamError]] = {}
         _sweep(self._work, ".remote-")
         _sweep(settings.cache_dir / "pages", ".")
 
@@ -267,6 +272,7 @@ class ProxyService:
                     plan.metadata,
                     override,
                     file,
+                    unchanged_prefix(plan),
                 )
         # No ranges. A PEP 658 sidecar gives the METADATA (the size is known once built);
         # else the whole file it is, and then the wheel might as well be built now.
@@ -356,8 +362,19 @@ class ProxyService:
         built = self.cache.lookup(key, filename)
         if built is not None:
             return built
+        self._raise_failed(key)
         info, metadata = self._announced(source)
-        return self._build(file, key, filename, announced=(info, metadata))[0]
+        try:
+            return self._build(file, key, filename, announced=(info, metadata))[0]
+        except UpstreamError as exc:
+            if exc.status == 502:  # a wrong answer, not one that may come right in a moment
+                self._failed[key] = (time.monotonic(), exc)
+            raise
+
+    def _raise_failed(self, key: str) -> None:
+        failed = self._failed.get(key)
+        if failed is not None and time.monotonic() - failed[0] < self.settings.page_ttl:
+            raise failed[1]
 
     def _build(
         self,
@@ -365,44 +382,95 @@ class ProxyService:
         key: str,
         filename: str,
         announced: tuple[dict[str, object], bytes] | None,
+        relay: Relay | None = None,
     ) -> tuple[CachedFile, bytes]:
         """Fetch the upstream wheel once, check its sha256, patch it with the engine of
         ``wheelpatch patch`` and cache the result; the patched METADATA and size must be what
-        the page announced."""
+        the page announced.
+
+        The upstream wheel is received straight into the cache's temporary file and patched
+        there in place (:func:`rewrite_in_place`: its first members stay where they are). With
+        a ``relay``, the bytes the patched wheel shares with the upstream one are passed on as
+        they arrive, and the rest once the whole wheel has been checked and patched: a client's
+        first download takes about as long as the upstream transfer, and it is complete only if
+        everything checked out (else it is cut short, and its length says so)."""
         metadata: list[bytes] = []
 
-        def build(target: Path) -> None:
-            # Beside the target, in the cache's tmp/: what a killed build downloaded is swept
-            # with it (a scratch directory in work/ was never removed).
-            with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-                upstream = Path(scratch) / file.filename
-                with upstream.open("wb") as out:
-                    self.client.download(file.url, out, file.sha256)
+        prefix = announced[0].get("prefix") if announced is not None else None
+        shared = prefix if isinstance(prefix, int) else -1  # bytes the two wheels begin with
+
+        def build(target: Path) -> str | None:
+            sent = 0
+            upto = shared
+            # Under its own name (read_wheel checks it), beside the target in the cache's
+            # tmp/, so that what a killed build left is swept with it.
+            received = target.parent / file.filename
+            with received.open("w+b") as out:
+                digest = hashlib.sha256()
+                output: hashlib._Hash | None = digest.copy() if upto == 0 else None
+                position = 0
+                for chunk in self.client.open(file.url):
+                    out.write(chunk)
+                    if output is None and position + len(chunk) >= upto > position:
+                        # The patched wheel's hash starts as the upstream's, up to here.
+                        digest.update(chunk[: upto - position])
+                        output = digest.copy()
+                        digest.update(chunk[upto - position :])
+                    else:
+                        digest.update(chunk)
+                    position += len(chunk)
+                    if relay is not None and sent < relay.prefix:
+                        part = chunk[: relay.prefix - sent]
+                        relay.put(part)
+                        sent += len(part)
+                out.flush()
+                found = digest.hexdigest()
+                if file.sha256 is not None and found != file.sha256:
+                    raise UpstreamError(
+                        f"{redact(file.url)}: sha256 {found} does not match the "
+                        f"{file.sha256} its index lists"
+                    )
                 try:
-                    wheel = read_wheel(upstream)
+                    wheel = read_wheel(received)
                     plan = plan_patch(wheel, self.settings.config)
                 except InvalidWheel as exc:
                     raise UpstreamError(f"upstream wheel refused: {exc}") from None
                 if isinstance(plan, Unchanged):
                     metadata.append(wheel.metadata_bytes)
-                    os.replace(upstream, target)
-                    return
-                metadata.append(plan.metadata)
-                if announced is not None and plan.metadata != announced[1]:
+                    size = os.fstat(out.fileno()).st_size
+                    output = digest  # the upstream's own bytes
+                    upto = size
+                else:
+                    metadata.append(plan.metadata)
+                    if announced is not None and plan.metadata != announced[1]:
+                        raise UpstreamError(
+                            f"{filename}: the patched METADATA differs from the one the page "
+                            "announced (the upstream wheel changed?)"
+                        )
+                    if sent > unchanged_prefix(plan):
+                        raise UpstreamError(f"{filename}: the bytes sent on were not the wheel's")
+                    if upto != unchanged_prefix(plan):
+                        output = None
+                    try:
+                        size = rewrite_in_place(plan, out.fileno(), found, _epoch())
+                    except InPlaceError:
+                        if sent:
+                            raise UpstreamError(
+                                f"{filename}: the bytes sent on were not the wheel's"
+                            ) from None
+                        size = self._write_afresh(plan, out.fileno(), received)
+                        output = None
+                expected = announced[0]["size"] if announced is not None else None
+                if expected is not None and size != expected:
                     raise UpstreamError(
-                        f"{filename}: the patched METADATA differs from the one the page "
-                        "announced (the upstream wheel changed?)"
+                        f"{filename}: {size} bytes, not the {expected} the page announced"
                     )
-                out_dir = Path(scratch) / "out"
-                out_dir.mkdir()
-                written = write_wheel(plan, out_dir)
-                size = announced[0]["size"] if announced is not None else None
-                if size is not None and written.stat().st_size != size:
-                    raise UpstreamError(
-                        f"{filename}: {written.stat().st_size} bytes, not the "
-                        f"{size} the page announced"
-                    )
-                os.replace(written, target)
+                if output is not None:
+                    _hash_range(output, out.fileno(), upto, size)
+                if relay is not None:  # all but the last byte: that one once it is stored
+                    relay.send_file(out.fileno(), sent, size - 1)
+            os.replace(received, target)
+            return output.hexdigest() if output is not None else None
 
         built = self.cache.get_or_build(key, filename, build)
         if metadata:
@@ -410,6 +478,52 @@ class ProxyService:
             return built, metadata[0]
         wheel = read_wheel(built.path)
         return built, wheel.metadata_bytes
+
+    def _write_afresh(self, plan: PatchPlan, fd: int, target: Path) -> int:
+        """The patched wheel written apart and copied over ``fd`` (a layout that moves the first
+        members, which :func:`rewrite_in_place` cannot do)."""
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            written = write_wheel(plan, Path(scratch))
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            with written.open("rb") as source, os.fdopen(os.dup(fd), "wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            return written.stat().st_size
+
+    def first_download(self, project: NormalizedName, filename: str) -> Relay | None:
+        """The first download of a patched wheel, streamed while it is built (see
+        :meth:`_build`); None when the wheel is built already, or when its size is not known
+        ahead (an upstream without ranges), for :meth:`file` to answer."""
+        source = self._served(project, filename)
+        if not source.patched:
+            return None
+        file = source.upstream
+        _, _, key = self._identity(file)
+        if self.cache.lookup(key, filename, touch=False) is not None:
+            return None
+        self._raise_failed(key)
+        info, metadata = self._announced(source)
+        size, prefix = info.get("size"), info.get("prefix")
+        if not isinstance(size, int) or not isinstance(prefix, int):
+            return None
+        relay = Relay(size, prefix, self.settings.timeout * 4)
+
+        def run() -> None:
+            try:
+                built, _ = self._build(file, key, filename, (info, metadata), relay)
+                # The rest (the last byte, or all if another worker built it meanwhile) from
+                # the cache: the download ends once the wheel is stored, never before.
+                with self.cache.lease(built) as lease:
+                    relay.send_file(lease.file.fileno(), relay.sent, built.size)
+                relay.finish()
+            except BaseException as exc:
+                _log.warning("%s: first download cut short (%s)", filename, exc)
+                if isinstance(exc, UpstreamError) and exc.status == 502:
+                    self._failed[key] = (time.monotonic(), exc)
+                relay.finish(exc)
+
+        threading.Thread(target=run, name="wheelpatch-first", daemon=True).start()
+        return relay
 
     def _build_later(self, source: Served, filename: str) -> None:
         """Build in the background (``--eager``) what the page just listed; from the source in
@@ -477,17 +591,33 @@ def _sweep(directory: Path, prefix: str, age: float = 3600.0) -> None:
                     os.unlink(entry.path)
 
 
+def _hash_range(digest: hashlib._Hash, fd: int, start: int, end: int) -> None:
+    while start < end:
+        data = os.pread(fd, min(1 << 20, end - start), start)
+        if not data:
+            raise UpstreamError("the patched wheel shrank while it was hashed")
+        digest.update(data)
+        start += len(data)
+
+
 def _epoch() -> str | None:
     """SOURCE_DATE_EPOCH as the writer reads it (it reaches the provenance document)."""
     return os.environ.get("SOURCE_DATE_EPOCH") or None
 
 
 def _info(
-    filename: str, size: int | None, metadata: bytes, override: Override, file: ListedFile
+    filename: str,
+    size: int | None,
+    metadata: bytes,
+    override: Override,
+    file: ListedFile,
+    prefix: int | None = None,
 ) -> bytes:
     document = {
         "filename": filename,
         "size": size,
+        #: How much of the upstream wheel the patched one starts with, unchanged.
+        "prefix": prefix,
         "metadata": base64.b64encode(metadata).decode("ascii"),
         "requires_python": override.requires_python or file.requires_python,
     }
