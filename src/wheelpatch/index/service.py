@@ -31,6 +31,7 @@ from ..patch.plan import PatchPlan, Unchanged, plan_metadata, plan_patch
 from ..patch.writer import patched_size, rewrite_in_place, unchanged_prefix, write_wheel
 from ..rules.config import Override
 from ..wheel.archive import InPlaceError
+from ..wheel.digest import StreamDigest
 from ..wheel.source_wheel import METADATA_CAP, read_metadata, read_wheel
 from .cache import Cache, CachedFile, Lease
 from .listing import ListedFile, Listing, ListingError, parse_listing
@@ -402,29 +403,24 @@ class ProxyService:
         def build(target: Path) -> str | None:
             sent = 0
             upto = shared
+            said: str | None = None  # the patched wheel's sha256, when it was worked out here
             # Under its own name (read_wheel checks it), beside the target in the cache's
             # tmp/, so that what a killed build left is swept with it.
             received = target.parent / file.filename
             with received.open("w+b") as out:
-                digest = hashlib.sha256()
-                output: hashlib._Hash | None = digest.copy() if upto == 0 else None
-                position = 0
-                for chunk in self.client.open(file.url):
-                    out.write(chunk)
-                    if output is None and position + len(chunk) >= upto > position:
-                        # The patched wheel's hash starts as the upstream's, up to here.
-                        digest.update(chunk[: upto - position])
-                        output = digest.copy()
-                        digest.update(chunk[upto - position :])
-                    else:
-                        digest.update(chunk)
-                    position += len(chunk)
-                    if relay is not None and sent < relay.prefix:
-                        part = chunk[: relay.prefix - sent]
-                        relay.put(part)
-                        sent += len(part)
+                # The patched wheel's hash starts as the upstream's, up to ``upto``.
+                hashing = StreamDigest(branch_at=upto)
+                try:
+                    for chunk in self.client.open(file.url):
+                        out.write(chunk)
+                        hashing.feed(chunk)
+                        if relay is not None and sent < relay.prefix:
+                            part = chunk[: relay.prefix - sent]
+                            relay.put(part)
+                            sent += len(part)
+                finally:
+                    found, output = hashing.close()
                 out.flush()
-                found = digest.hexdigest()
                 if file.sha256 is not None and found != file.sha256:
                     raise UpstreamError(
                         f"{redact(file.url)}: sha256 {found} does not match the "
@@ -438,8 +434,8 @@ class ProxyService:
                 if isinstance(plan, Unchanged):
                     metadata.append(wheel.metadata_bytes)
                     size = os.fstat(out.fileno()).st_size
-                    output = digest  # the upstream's own bytes
-                    upto = size
+                    output, upto = None, size  # the upstream's own bytes: hashed already
+                    said = found
                 else:
                     metadata.append(plan.metadata)
                     if announced is not None and plan.metadata != announced[1]:
@@ -467,10 +463,11 @@ class ProxyService:
                     )
                 if output is not None:
                     _hash_range(output, out.fileno(), upto, size)
+                    said = output.hexdigest()
                 if relay is not None:  # all but the last byte: that one once it is stored
                     relay.send_file(out.fileno(), sent, size - 1)
             os.replace(received, target)
-            return output.hexdigest() if output is not None else None
+            return said
 
         built = self.cache.get_or_build(key, filename, build)
         if metadata:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+import queue
 import threading
 from pathlib import Path
 
 from ..errors import InvalidWheel
 
-__all__ = ["FileDigest"]
+__all__ = ["FileDigest", "StreamDigest"]
 
 _CHUNK = 4 << 20
 
@@ -68,3 +69,42 @@ class FileDigest:
         if self._own_pool:
             self._pool.shutdown(wait=True)
         os.close(self._fd)
+
+
+class StreamDigest:
+    """sha256 of bytes fed to it as they arrive (a download), on a thread of its own so that
+    receiving and hashing use two cores; with ``branch_at``, also the state of the hash after
+    that many bytes (the start of another file that begins with the same bytes)."""
+
+    def __init__(self, branch_at: int = -1) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(16)
+        self._digest = hashlib.sha256()
+        self._branch_at = branch_at
+        self._branch: hashlib._Hash | None = self._digest.copy() if branch_at == 0 else None
+        self._fed = 0
+        self._thread = threading.Thread(target=self._run, name="wheelpatch-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        position = 0
+        at = self._branch_at
+        while (chunk := self._queue.get()) is not None:
+            end = position + len(chunk)
+            if self._branch is None and position < at <= end:
+                self._digest.update(chunk[: at - position])
+                self._branch = self._digest.copy()
+                self._digest.update(chunk[at - position :])
+            else:
+                self._digest.update(chunk)
+            position = end
+
+    def feed(self, chunk: bytes) -> None:
+        self._fed += len(chunk)
+        self._queue.put(chunk)
+
+    def close(self) -> tuple[str, hashlib._Hash | None]:
+        """Wait for the hash: the hex digest of all that was fed, and the state after
+        ``branch_at`` bytes (None if fewer came)."""
+        self._queue.put(None)
+        self._thread.join()
+        return self._digest.hexdigest(), self._branch
