@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,22 @@ from wheelpatch.wheel.source_wheel import read_wheel
 from ..conftest import WheelSpec, build_wheel
 from .test_patched_size import CONFIG, WHEELS
 
+
+def _central_directory_reordered(directory: Path) -> Path:
+    """A wheel whose central directory lists its first two members the other way round."""
+    source = build_wheel(directory, WheelSpec(files={f"demo/m{i}.py": b"x" * i for i in range(5)}))
+    with zipfile.ZipFile(source) as original:
+        members = [(info, original.read(info)) for info in original.infolist()]
+    with zipfile.ZipFile(source, "w") as archive:
+        for info, data in members:
+            archive.writestr(info, data)
+        archive.filelist[0], archive.filelist[1] = archive.filelist[1], archive.filelist[0]
+    return source
+
+
 LAYOUTS = {
     **WHEELS,
+    "central-directory-reordered": _central_directory_reordered,
     "dist-info-first": lambda d: build_wheel(d, WheelSpec(dist_info_position="first")),
     "dist-info-middle": lambda d: build_wheel(
         d,
@@ -59,7 +74,7 @@ def test_rewriting_in_place_gives_what_write_wheel_writes(
     assert size == len(rewritten)
     assert rewritten == expected
     assert rewritten[:start] == original[:start]
-    if layout == "dist-info-first":
+    if layout in ("dist-info-first", "central-directory-reordered"):
         assert start == 0
     else:
         assert start > 0

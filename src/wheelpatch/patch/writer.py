@@ -243,21 +243,27 @@ def patched_size(plan: PatchPlan, source_sha256: str, epoch: str | None = None) 
 
 
 def unchanged_prefix(plan: PatchPlan) -> int:
-    """How many bytes the patched wheel shares with its source from the start: up to the first
-    member the writer renames, rewrites, drops or re-heads (``.dist-info`` and ``.data``
-    members, and members with a data descriptor). A proxy can send those bytes on as they
-    arrive from the upstream, before the rest is known."""
+    """How many bytes the patched wheel shares with its source from the start: the members
+    :func:`write_wheel` lays out first, copied as they are to the offset they had, up to the
+    first that it renames, rewrites, drops or re-heads, or that it moves (a central directory
+    in another order than the file). A proxy can send those bytes on as they arrive from the
+    upstream, before the rest is known."""
     source = plan.wheel
     prefix = source.dist_info + "/"
     replaced = plan.replaced
-    return min(
-        m.header_offset
-        for m in source.archive.members
-        if m.name.startswith(prefix)
-        or m.name in replaced
-        or m.has_descriptor
-        or plan.rename(m.name) != m.name
-    )
+    offset = 0
+    for member in source.archive.members:  # the order _lay_out copies them in
+        if member.name.startswith(prefix):
+            continue  # laid out last, and always changed
+        if (
+            member.name in replaced
+            or member.has_descriptor
+            or plan.rename(member.name) != member.name
+            or member.header_offset != offset
+        ):
+            break
+        offset = member.end_offset if member.header_read else member.span_end
+    return offset
 
 
 def rewrite_in_place(plan: PatchPlan, fd: int, source_sha256: str, epoch: str | None) -> int:
