@@ -670,3 +670,27 @@ def test_serve_usage_errors_name_each_option(
         assert line.startswith(f"error: {start}"), line
     assert "Traceback" not in result.err
     assert result.out == ""
+
+
+def test_a_client_that_stops_reading_holds_up_nobody(tmp_path: Path) -> None:
+    """A first download whose client stops reading after a few bytes: the build goes on at the
+    upstream's speed into the cache (it never waits for that client), and another client gets
+    the whole wheel, and pages, meanwhile."""
+    house = make_wheelhouse(tmp_path / "house")
+    standin(house, "torch", "2.0.1", TORCH_REQUIRES, megabytes=48, seed=9)
+    with pypiserver(house) as upstream, serve(tmp_path, [upstream.index]) as proxy:
+        json_page(proxy, "torch")
+        path = urllib.parse.urlsplit(file_url(proxy, "torch", PATCHED_TORCH)).path
+        port = urllib.parse.urlsplit(proxy.url).port
+        with socket.create_connection(("127.0.0.1", port or 80)) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert stalled.recv(1024).startswith(b"HTTP/1.1 200")
+            # ... and reads nothing more, its connection open.
+            wait_for(lambda: PATCHED_TORCH in stored_files(proxy.cache_dir), "the wheel stored")
+            other = get(file_url(proxy, "torch", PATCHED_TORCH))
+            page = json_page(proxy, "filelock")
+    assert other.status == 200
+    assert other.headers["etag"] == f'"{hashlib.sha256(other.body).hexdigest()}"'
+    assert "Version: 2.0.1+stripe.2" in metadata_of(other.body)
+    assert page["name"] == "filelock"

@@ -45,6 +45,7 @@ from .. import __version__
 from ..errors import WheelpatchError
 from .cache import Lease
 from .listing import HTML_TYPE, JSON_TYPE, render_html, render_json, render_project_list
+from .relay import Relay
 from .service import NotFound, ProxyService
 from .settings import ServeSettings
 from .upstream import UpstreamError
@@ -138,6 +139,22 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
 
 
+async def _following(relay: Relay, threads: anyio.CapacityLimiter) -> AsyncIterator[bytes]:
+    """A first download's body, read as the build makes it ready, on the download threads (so
+    that waiting clients never take the threads that answer pages), a second at a time (so
+    that a client that leaves is noticed)."""
+    try:
+        while True:
+            chunk = await anyio.to_thread.run_sync(relay.next_chunk, limiter=threads)
+            if chunk is None:
+                continue
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        relay.close()
+
+
 class _LeasedFile(FileResponse):
     """A cached file, held against eviction until its last byte is sent (or the client left).
 
@@ -226,7 +243,7 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
                 relay = await run_in_threadpool(service.first_download, project, filename)
                 if relay is not None:
                     return StreamingResponse(
-                        iter(relay),
+                        _following(relay, downloads),
                         headers={"content-length": str(relay.size)},
                         media_type="application/octet-stream",
                     )

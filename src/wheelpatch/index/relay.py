@@ -1,74 +1,84 @@
-"""A first download in flight: the bytes of a patched wheel handed from the thread that builds
-it to the response that sends them, as they come.
+"""A first download in flight: the response follows the file the build writes, as far as the
+build says its bytes are final.
 
-The response announces the wheel's length (known from the page) and ends short if the build
-fails, so a client never takes a wheel that did not check out for a whole one. A client that
-stops reading is let go: the build carries on into the cache, without it."""
+The build never waits for the client: it writes at the speed of the upstream and the disk, and
+moves a mark forward (:meth:`Relay.advance`); the response reads the file up to the mark, a
+chunk at a time, on threads the caller chooses. A client that stops reading costs nothing but
+its connection. The response announces the wheel's length and ends short if the build fails,
+so a client never takes a wheel that did not check out for a whole one."""
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
-from collections.abc import Iterator
 
 __all__ = ["Relay"]
 
-_DONE = object()
-_CHUNK = 1 << 20
-#: Chunks waiting for a slow client, at most (so memory stays bounded).
-_WAITING = 16
+_CHUNK = 2 << 20
 
 
 class Relay:
-    def __init__(self, size: int, prefix: int, patience: float) -> None:
+    def __init__(self, size: int, prefix: int) -> None:
         #: The patched wheel's length, for the response to announce.
         self.size = size
-        #: How many of the first bytes are sent on while the upstream wheel arrives.
+        #: How many of the first bytes may be sent while the upstream wheel still arrives.
         self.prefix = prefix
-        self._patience = patience
-        self._queue: queue.Queue[object] = queue.Queue(_WAITING)
-        self._gone = threading.Event()
-        #: Bytes handed on so far.
-        self.sent = 0
+        self._changed = threading.Condition()
+        self._fd = -1
+        self._ready = 0
+        self._error: BaseException | None = None
+        self._done = False
+        self._position = 0
 
-    def put(self, data: bytes) -> None:
-        """Hand ``data`` on; a client that has not taken anything for ``patience`` seconds is
-        taken to have left."""
-        self.sent += len(data)
-        if self._gone.is_set():
-            return
-        try:
-            self._queue.put(data, timeout=self._patience)
-        except queue.Full:
-            self._gone.set()
+    @property
+    def attached(self) -> bool:
+        return self._fd >= 0
 
-    def send_file(self, fd: int, start: int, end: int) -> None:
-        """Hand on bytes ``start`` to ``end`` of the file open as ``fd``."""
-        while start < end and not self._gone.is_set():
-            data = os.pread(fd, min(_CHUNK, end - start), start)
-            if not data:
-                break
-            self.put(data)
-            start += len(data)
+    def attach(self, fd: int) -> None:
+        """The file the wheel is being written to (a duplicate of ``fd`` is kept: it stays
+        readable when the file is renamed into the cache, or evicted from it)."""
+        with self._changed:
+            if self._fd < 0:
+                self._fd = os.dup(fd)
+                self._changed.notify_all()
+
+    def advance(self, ready: int) -> None:
+        """The first ``ready`` bytes of the file are the wheel's own, for good."""
+        with self._changed:
+            if ready > self._ready:
+                self._ready = min(ready, self.size)
+                self._changed.notify_all()
 
     def finish(self, error: BaseException | None = None) -> None:
-        """The end: all was sent, or ``error`` cut it short."""
-        if not self._gone.is_set():
-            try:
-                self._queue.put(error if error is not None else _DONE, timeout=self._patience)
-            except queue.Full:
-                self._gone.set()
+        """The end: every byte is ready, or ``error`` cut it short."""
+        with self._changed:
+            self._error = error
+            self._done = True
+            self._changed.notify_all()
 
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise ConnectionAbortedError(f"the wheel did not check out ({item})")
-                assert isinstance(item, bytes)
-                yield item
-        finally:
-            self._gone.set()
+    def next_chunk(self, wait: float = 1.0) -> bytes | None:
+        """The next bytes to send; ``b""`` at the end, None when none came within ``wait``
+        seconds (so that the caller can notice the client has left). Raises when the build
+        failed before the last byte."""
+        with self._changed:
+            if self._ready <= self._position and not self._done:
+                self._changed.wait(wait)
+            ready, fd, done, error = self._ready, self._fd, self._done, self._error
+        if self._position >= self.size:
+            return b""
+        if ready > self._position and fd >= 0:
+            data = os.pread(fd, min(_CHUNK, ready - self._position), self._position)
+            if data:
+                self._position += len(data)
+                return data
+        if done:
+            raise ConnectionAbortedError(
+                f"the wheel did not check out ({error})" if error else "the wheel was cut short"
+            )
+        return None
+
+    def close(self) -> None:
+        with self._changed:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

@@ -401,26 +401,27 @@ class ProxyService:
         shared = prefix if isinstance(prefix, int) else -1  # bytes the two wheels begin with
 
         def build(target: Path) -> str | None:
-            sent = 0
+            sent = position = 0
             upto = shared
             said: str | None = None  # the patched wheel's sha256, when it was worked out here
             # Under its own name (read_wheel checks it), beside the target in the cache's
             # tmp/, so that what a killed build left is swept with it.
             received = target.parent / file.filename
-            with received.open("w+b") as out:
+            with received.open("w+b", buffering=0) as out:
+                if relay is not None:
+                    relay.attach(out.fileno())
                 # The patched wheel's hash starts as the upstream's, up to ``upto``.
                 hashing = StreamDigest(branch_at=upto)
                 try:
                     for chunk in self.client.open(file.url):
-                        out.write(chunk)
+                        _write_all(out.fileno(), chunk)
                         hashing.feed(chunk)
+                        position += len(chunk)
                         if relay is not None and sent < relay.prefix:
-                            part = chunk[: relay.prefix - sent]
-                            relay.put(part)
-                            sent += len(part)
+                            sent = min(position, relay.prefix)
+                            relay.advance(sent)  # on disk: the response may send it
                 finally:
                     found, output = hashing.close()
-                out.flush()
                 if file.sha256 is not None and found != file.sha256:
                     raise UpstreamError(
                         f"{redact(file.url)}: sha256 {found} does not match the "
@@ -464,8 +465,7 @@ class ProxyService:
                 if output is not None:
                     _hash_range(output, out.fileno(), upto, size)
                     said = output.hexdigest()
-                if relay is not None:  # all but the last byte: that one once it is stored
-                    relay.send_file(out.fileno(), sent, size - 1)
+            # The rest is the response's once the wheel is stored (see first_download).
             os.replace(received, target)
             return said
 
@@ -503,15 +503,19 @@ class ProxyService:
         size, prefix = info.get("size"), info.get("prefix")
         if not isinstance(size, int) or not isinstance(prefix, int):
             return None
-        relay = Relay(size, prefix, self.settings.timeout * 4)
+        relay = Relay(size, prefix)
 
         def run() -> None:
             try:
                 built, _ = self._build(file, key, filename, (info, metadata), relay)
-                # The rest (the last byte, or all if another worker built it meanwhile) from
-                # the cache: the download ends once the wheel is stored, never before.
-                with self.cache.lease(built) as lease:
-                    relay.send_file(lease.file.fileno(), relay.sent, built.size)
+                if not relay.attached:  # another worker built it meanwhile: send that
+                    with self.cache.lease(built) as lease:
+                        relay.attach(lease.file.fileno())
+                if built.size != relay.size:
+                    raise UpstreamError(f"{filename}: {built.size} bytes, not {relay.size}")
+                # The rest only now that the wheel is checked and stored: the download ends
+                # once it is in the cache, never before.
+                relay.advance(built.size)
                 relay.finish()
             except BaseException as exc:
                 _log.warning("%s: first download cut short (%s)", filename, exc)
@@ -586,6 +590,12 @@ def _sweep(directory: Path, prefix: str, age: float = 3600.0) -> None:
                     shutil.rmtree(entry.path, ignore_errors=True)
                 elif entry.name.endswith(".tmp"):
                     os.unlink(entry.path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _hash_range(digest: hashlib._Hash, fd: int, start: int, end: int) -> None:
