@@ -10,7 +10,6 @@ and never appear in a log line or a message (:func:`redact`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import mimetypes
 import netrc
@@ -390,20 +389,6 @@ class UpstreamClient:
             raise
         length = response.headers.get("content-length", "")
         return Download(int(length) if length.isdigit() else None, response.iter_raw(_CHUNK), stack)
-
-    def download(self, url: str, into: IO[bytes], sha256: str | None) -> str:
-        """Stream the file at ``url`` into ``into`` and return its sha256; when the page gave
-        one, a file that does not match it is refused."""
-        digest = hashlib.sha256()
-        for chunk in self.open(url):
-            digest.update(chunk)
-            into.write(chunk)
-        found = digest.hexdigest()
-        if sha256 is not None and found != sha256:
-            raise UpstreamError(
-                f"{redact(url)}: sha256 {found} does not match the {sha256} its index lists"
-            )
-        return found
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, InvalidWheel, OutputError
-from ..wheel.archive import ArchiveWriter
+from ..wheel.archive import ArchiveWriter, copy_range
 from ..wheel.digest import FileDigest
 from .plan import PatchPlan
 from .provenance import render_provenance
@@ -279,25 +279,12 @@ def rewrite_in_place(plan: PatchPlan, fd: int, source_sha256: str, epoch: str | 
         src = scratch.fileno()
         os.ftruncate(src, size)
         os.lseek(src, start, os.SEEK_SET)
-        _copy_to(fd, src, start, size - start)
+        copy_range(fd, src, start, size - start)
         os.lseek(fd, start, os.SEEK_SET)
         writer = ArchiveWriter(fd, where=plan.wheel.filename, in_place_before=start)
         new_size = _lay_out(plan, writer, src, lambda: source_sha256, epoch)
     os.ftruncate(fd, new_size)
     return new_size
-
-
-def _copy_to(src: int, dst: int, offset: int, length: int) -> None:
-    """``length`` bytes of ``src`` from ``offset``, to ``dst`` at its position."""
-    while length > 0:
-        data = os.pread(src, min(1 << 20, length), offset)
-        if not data:
-            raise InvalidWheel("the source wheel shrank while it was rewritten in place")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dst, view) :]
-        offset += len(data)
-        length -= len(data)
 
 
 def _lay_out(

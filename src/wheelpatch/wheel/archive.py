@@ -33,6 +33,7 @@ __all__ = [
     "ArchiveWriter",
     "InPlaceError",
     "ZipMember",
+    "copy_range",
     "directory_offset",
     "iter_member_data",
     "read_archive",
@@ -751,7 +752,7 @@ def _unread_error(where: str, member: ZipMember, consequence: str) -> InvalidWhe
     )
 
 
-def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
+def copy_range(src: int, dst: int, offset: int, length: int) -> None:
     """Append ``length`` bytes of ``src`` from ``offset`` to ``dst`` at its current position."""
     copy_file_range = getattr(os, "copy_file_range", None)
     while length > 0 and copy_file_range is not None:
@@ -813,7 +814,7 @@ class ArchiveWriter:
             src, start, end = self._pending
             if self._fd is not None:
                 self._check_in_place()
-                _copy_range(src, self._fd, start, end - start)
+                copy_range(src, self._fd, start, end - start)
             self._offset += end - start
             self._pending = None
 
