@@ -17,7 +17,6 @@ import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.parse
@@ -34,9 +33,9 @@ from typing import TypeVar
 import pytest
 
 from ..conftest import CliResult, WheelSpec, build_wheel
-from ..servers import started
 from ..zipcraft import build_zip, wheel_entries
 from .serving import CONFIG, PATCHED_TORCH, Proxy, make_wheelhouse, pypiserver, serve
+from .test_clients import static_server
 
 pytestmark = pytest.mark.slow
 
@@ -198,21 +197,6 @@ def paused(process_id: int) -> Iterator[None]:
         yield
     finally:
         os.kill(process_id, signal.SIGCONT)
-
-
-@contextmanager
-def static_server(directory: Path, name: str) -> Iterator[tuple[str, Path]]:
-    """``python -m http.server`` serving ``directory``: its URL and its request log."""
-    log = directory.parent / f"{name}-http.log"
-
-    def argv(port: int) -> list[str]:
-        return [
-            sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-            str(directory), str(port),
-        ]  # fmt: skip
-
-    with started(argv, "/", log, "http.server") as url:
-        yield url, log
 
 
 # -- 1. concurrent first downloads --------------------------------------------------------------
@@ -437,7 +421,10 @@ def test_a_wheel_whose_hash_the_page_gets_wrong_is_refused_and_not_kept(tmp_path
         "</body></html>\n",
         "utf-8",
     )
-    with static_server(root, "static") as (url, _), serve(tmp_path, [url + "/simple/"]) as proxy:
+    with (
+        static_server(root, tmp_path / "static-http.log") as server,
+        serve(tmp_path, [server.url + "/simple/"]) as proxy,
+    ):
         page = listed(json_page(proxy, "torch"))
         answer = get(file_url(proxy, "torch", PATCHED_TORCH))
         cached = list(proxy.cache_dir.rglob("*.whl"))
@@ -507,10 +494,9 @@ def test_requests_reach_only_the_configured_upstream_and_never_its_credentials(
     (decoy_root / "x-1.0-py3-none-any.whl").write_bytes(b"decoy")
     with (
         pypiserver(house) as upstream,
-        static_server(decoy_root, "decoy") as (decoy, decoy_log),
+        static_server(decoy_root, tmp_path / "decoy-http.log") as decoy,
     ):
-        decoy_start = len(decoy_log.read_bytes())
-        decoy_port = urllib.parse.urlsplit(decoy).port
+        decoy_port = urllib.parse.urlsplit(decoy.url).port
         with_secret = upstream.index.replace("http://", f"http://wheel-user:{SECRET}@")
         with serve(tmp_path, [with_secret]) as proxy:
             bodies: list[bytes] = []
@@ -550,7 +536,7 @@ def test_requests_reach_only_the_configured_upstream_and_never_its_credentials(
             upstream.process.wait()
             unreachable = ask("/simple/sympy/")  # an error that names the upstream's URL
             proxy_log = proxy.log_text()
-        decoy_requests = decoy_log.read_bytes()[decoy_start:]
+        decoy_requests = decoy.log.read_bytes()[decoy.start :]
 
     for path, status in hostile.items():
         assert answers[path].status == status, (path, answers[path].text)

@@ -15,6 +15,7 @@ import pytest
 
 from ..conftest import WheelSpec, build_wheel
 from .serving import pypiserver, serve
+from .test_clients import static_server
 from .test_serve_faults import (
     TORCH_REQUIRES,
     file_url,
@@ -22,7 +23,6 @@ from .test_serve_faults import (
     json_page,
     listed,
     one_line,
-    static_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -53,8 +53,8 @@ def test_links_to_local_files_are_never_followed(tmp_path: Path) -> None:
     )
     root = hand_written_index(tmp_path / "index", "jlocal", links)
     with (
-        static_server(root, "hostile") as (url, _),
-        serve(tmp_path, [url + "/simple/"], "--links", "proxy") as proxy,
+        static_server(root, tmp_path / "hostile-http.log") as server,
+        serve(tmp_path, [server.url + "/simple/"], "--links", "proxy") as proxy,
     ):
         answers = [
             get(file_url(proxy, "jlocal", "jlocal-1.0.tar.gz")),
@@ -72,7 +72,10 @@ def test_a_link_that_is_no_url_is_a_502_line_not_a_traceback(tmp_path: Path) -> 
         "bad",
         f'<a href="http://[::1/bad-1.0.tar.gz#sha256={SHA}">bad-1.0.tar.gz</a>\n',
     )
-    with static_server(root, "hostile") as (url, _), serve(tmp_path, [url + "/simple/"]) as proxy:
+    with (
+        static_server(root, tmp_path / "hostile-http.log") as server,
+        serve(tmp_path, [server.url + "/simple/"]) as proxy,
+    ):
         answer = get(proxy.index + "bad/")
     assert answer.status == 502
     assert "Invalid IPv6 URL" in one_line(answer)
