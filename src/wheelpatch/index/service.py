@@ -215,16 +215,15 @@ class ProxyService:
         if sha256 is None:
             raise UpstreamError(f"{redact(file.url)}: the upstream lists no sha256 for it")
         key = self._key(sha256, override, file.filename)
-        data = self.cache.get_or_build_bytes(
-            self._info_key(key), "info.json", lambda: self._read_info(file, key)
-        )
+        info, metadata = self._announced(file)
         try:
-            info = json.loads(data)
             patched = Patched(
                 filename=str(info["filename"]),
-                size=None if info["size"] is None else int(info["size"]),
-                metadata_sha256=hashlib.sha256(base64.b64decode(info["metadata"])).hexdigest(),
-                requires_python=info["requires_python"],
+                size=None if info["size"] is None else int(str(info["size"])),
+                metadata_sha256=hashlib.sha256(metadata).hexdigest(),
+                requires_python=None
+                if info["requires_python"] is None
+                else str(info["requires_python"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamError(f"{file.filename}: cache entry {key} is damaged ({exc})") from None
@@ -327,16 +326,20 @@ class ProxyService:
                         f"{expected['sha256']} its index lists"
                     )
             return data
-        return self._announced(source)[1]
+        return self._announced(source.upstream)[1]
 
-    def _announced(self, source: Served) -> tuple[dict[str, object], bytes]:
-        file = source.upstream
+    def _announced(self, file: ListedFile) -> tuple[dict[str, object], bytes]:
+        """What is known of ``file``'s patched wheel (worked out once, then kept in the cache),
+        and its patched METADATA."""
         _, _, key = self._identity(file)
         data = self.cache.get_or_build_bytes(
             self._info_key(key), "info.json", lambda: self._read_info(file, key)
         )
-        info = json.loads(data)
-        return info, base64.b64decode(info["metadata"])
+        try:
+            info = json.loads(data)
+            return info, base64.b64decode(info["metadata"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"{file.filename}: cache entry {key} is damaged ({exc})") from None
 
     # -- downloads --------------------------------------------------------------------------------
 
@@ -364,7 +367,7 @@ class ProxyService:
         if built is not None:
             return built
         self._raise_failed(key)
-        info, metadata = self._announced(source)
+        info, metadata = self._announced(source.upstream)
         try:
             return self._build(file, key, filename, announced=(info, metadata))[0]
         except UpstreamError as exc:
@@ -499,7 +502,7 @@ class ProxyService:
         if self.cache.lookup(key, filename, touch=False) is not None:
             return None
         self._raise_failed(key)
-        info, metadata = self._announced(source)
+        info, metadata = self._announced(source.upstream)
         size, prefix = info.get("size"), info.get("prefix")
         if not isinstance(size, int) or not isinstance(prefix, int):
             return None
