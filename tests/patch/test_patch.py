@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -408,6 +410,54 @@ def test_refuses_to_overwrite_without_force(tmp_path: Path, torch_config: Path) 
     assert first.read_bytes() == b"old"
     assert patch_wheel(source, out_dir, config, force=True) == first
     assert first.read_bytes() != b"old"
+    assert _listing_settles(out_dir) == [first.name]
+
+
+def _listing_settles(directory: Path, timeout: float = 30) -> list[str]:
+    """The names in ``directory`` once the replaced wheels ``--force`` removes in the
+    background are gone (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = sorted(p.name for p in directory.iterdir())
+        if not any(name.startswith(".") for name in names) or time.monotonic() > deadline:
+            return names
+        time.sleep(0.05)
+
+
+def test_force_swaps_the_new_wheel_in_and_removes_the_old_one_afterwards(
+    tmp_path: Path, torch_config: Path
+) -> None:
+    source = build_wheel(tmp_path, torch_spec())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    config = load_config(torch_config)
+    first = patch_wheel(source, out_dir, config)
+    assert first is not None
+    new_bytes = first.read_bytes()
+    first.write_bytes(b"old")
+    keep = tmp_path / "kept-link"
+    os.link(first, keep)  # another name of the file being replaced
+    assert patch_wheel(source, out_dir, config, force=True) == first
+    assert first.read_bytes() == new_bytes
+    assert verify_wheel(first).ok
+    assert keep.read_bytes() == b"old"  # replaced by name, never written through
+    assert _listing_settles(out_dir) == [first.name]
+    assert keep.stat().st_nlink == 1  # the old file's name in out/ is gone
+
+
+def test_force_does_not_replace_a_directory(tmp_path: Path, torch_config: Path) -> None:
+    source = build_wheel(tmp_path, torch_spec())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    config = load_config(torch_config)
+    first = patch_wheel(source, out_dir, config)
+    assert first is not None
+    first.unlink()
+    first.mkdir()
+    (first / "inside").write_text("kept")
+    with pytest.raises(OutputError, match="cannot write"):
+        patch_wheel(source, out_dir, config, force=True)
+    assert (first / "inside").read_text() == "kept"
     assert sorted(p.name for p in out_dir.iterdir()) == [first.name]
 
 
