@@ -15,6 +15,7 @@ of its worker processes from ``/proc``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import email.parser
 import fnmatch
 import io
@@ -516,7 +517,12 @@ RSS = (
 def print_tools(
     results: Mapping[str, Mapping[str, Any]], columns: Sequence[Column] = (*TIMES, *RSS)
 ) -> None:
-    """The table of the tools' summaries, one line a tool."""
+    """The table of the tools' summaries, one line a tool (the first column as wide as the
+    longest name)."""
+    widest = max((len(name) for name in results), default=0)
+    columns = [
+        dataclasses.replace(c, width=max(c.width, widest)) if c is _TOOL else c for c in columns
+    ]
     print_table(columns, [{_TOOL.key: name, **r} for name, r in results.items()])
 
 
