@@ -12,13 +12,14 @@ import csv
 import hashlib
 import io
 import zipfile
+from email.parser import BytesHeaderParser
 from importlib.metadata import Distribution, distribution
 from pathlib import Path, PurePosixPath
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-__all__ = ["wheel_of_installed", "wheelhouse_of_installed"]
+__all__ = ["runtime_requirements", "wheel_of_installed", "wheelhouse_of_installed"]
 
 _SKIPPED_METADATA = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 
@@ -94,3 +95,16 @@ def wheelhouse_of_installed(names: list[str], directory: Path) -> list[Path]:
         wheels.append(wheel_of_installed(name, directory))
         pending.extend(requirements_of(name))
     return wheels
+
+
+def runtime_requirements(wheel: Path) -> list[str]:
+    """Names of what ``wheel`` requires on this interpreter (no extras)."""
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        headers = BytesHeaderParser().parsebytes(archive.read(metadata))
+    names = []
+    for text in headers.get_all("Requires-Dist") or []:
+        requirement = Requirement(text)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.append(requirement.name)
+    return names

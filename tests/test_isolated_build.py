@@ -15,10 +15,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from wheelpatch.rules.config import read_toml
 
 from .build.test_hatch import FORK, ROOT, check_wheel, expected_version, make_repo
 from .hermetic import hermetic_env
-from .installed_wheels import wheelhouse_of_installed
+from .installed_wheels import runtime_requirements, wheelhouse_of_installed
 from .servers import pypi_server
 from .test_examples import online_env
 
@@ -42,19 +40,6 @@ def _build_requires() -> list[str]:
     names = [Requirement(text).name for text in requires]
     assert "wheelpatch" in names
     return [name for name in names if name != "wheelpatch"]
-
-
-def _runtime_requires(wheel: Path) -> list[str]:
-    """Names of what ``wheel`` requires on this interpreter (no extras)."""
-    with zipfile.ZipFile(wheel) as archive:
-        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        headers = BytesHeaderParser().parsebytes(archive.read(metadata))
-    names = []
-    for text in headers.get_all("Requires-Dist") or []:
-        requirement = Requirement(text)
-        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-            names.append(requirement.name)
-    return names
 
 
 @dataclass(frozen=True)
@@ -77,7 +62,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
         capture_output=True,
     )
     [wheelpatch] = packages.glob("wheelpatch-*.whl")
-    wheelhouse_of_installed([*_build_requires(), *_runtime_requires(wheelpatch)], packages)
+    wheelhouse_of_installed([*_build_requires(), *runtime_requirements(wheelpatch)], packages)
     with pypi_server(packages) as (url, log):
         yield Index(packages, f"{url}/simple/", log)
 

@@ -42,7 +42,7 @@ from wheelpatch.cli.wheelpatch_install import main as install_main
 from .. import venvs
 from ..conftest import WheelSpec, build_wheel
 from ..hermetic import hermetic_env
-from ..installed_wheels import wheelhouse_of_installed
+from ..installed_wheels import runtime_requirements, wheelhouse_of_installed
 from ..servers import pypi_server
 
 pytestmark = pytest.mark.slow
@@ -859,7 +859,8 @@ def test_installed_by_uv_resolves_with_its_declared_pip(
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", wheels, REPO)
-    wheelhouse_of_installed(["packaging", "installer", "pip"], wheels)
+    (built,) = wheels.glob("wheelpatch-*.whl")
+    wheelhouse_of_installed(runtime_requirements(built), wheels)
     uv = uv_binary()
     root = tmp_path / "uv-venv"
     run(uv, "venv", "--python", sys.executable, root)
