@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,7 +25,7 @@ from ..errors import (
     InvalidWheel,
     WheelpatchError,
 )
-from ..wheel.digest import FileDigest
+from ..wheel.digest import FileDigest, HashProcess
 from . import serve
 from .terminal import Parser, dump, error, json_on_error, message, standard_streams
 
@@ -259,12 +258,8 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
     _raise_open_file_limit(2 * len(args.wheels) + 64)
     # Hash every source in the background (one at a time) from the very start: the provenance
     # needs it, and it then runs while the rest of wheelpatch loads and the wheels are planned.
-    pool = None if args.dry_run else ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
+    pool = None if args.dry_run else HashProcess()
     digests: dict[int, FileDigest] = {}
-    # The hashing thread needs the GIL between chunks while this thread plans in Python: hand it
-    # over within 0.5 ms rather than the default 5 ms, or hashing crawls during planning.
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
     report = _PatchReport(args.wheels, args.dry_run)
     try:
         if pool is not None:
@@ -280,8 +275,7 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
         for digest in digests.values():
             digest.close()
         if pool is not None:
-            pool.shutdown(wait=True)
-        sys.setswitchinterval(interval)
+            pool.shutdown()
 
 
 class _PatchReport:

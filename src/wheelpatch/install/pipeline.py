@@ -6,7 +6,6 @@ its own transaction (see :mod:`wheelpatch.installation`) while the environment i
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -20,7 +19,7 @@ from ..errors import EXIT_INPUT, WheelpatchError
 from ..patch.plan import PROVENANCE_NAME
 from ..patch.provenance import render_provenance
 from ..rules.config import Config
-from ..wheel.digest import FileDigest
+from ..wheel.digest import FileDigest, HashProcess
 from .environment import TargetEnvironment
 from .resolve import PipOptions, Prepared, mark_installed, resolve
 from .stash import lock_file, recover
@@ -160,7 +159,7 @@ def install(
     :class:`UnmatchedOverrides` error before anything is installed."""
     # The sha256 of each source (provenance, direct_url.json) is hashed in the background from
     # the start, while pip resolves and while members are written.
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
+    pool = HashProcess()
     digests: dict[Path, FileDigest] = {}
     if not dry_run:
         for path in wheels:
@@ -217,7 +216,7 @@ def install(
     finally:
         for digest in digests.values():
             digest.close()
-        pool.shutdown(wait=True)
+        pool.shutdown()
 
 
 def _install_one(
