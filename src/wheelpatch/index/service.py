@@ -44,6 +44,8 @@ from .upstream import Download, UpstreamClient, UpstreamError, redact
 
 __all__ = ["NotFound", "ProxyService", "ServedPage"]
 
+#: How far the bytes received must move on before a first download's response is woken.
+_RELAY_STEP = 1 << 20
 _log = logging.getLogger(__name__)
 #: Upstream wheels whose METADATA is read at once when a page is first planned.
 _READERS = 8
@@ -420,9 +422,15 @@ class ProxyService:
                         _write_all(out.fileno(), chunk)
                         hashing.feed(chunk)
                         position += len(chunk)
-                        if relay is not None and sent < relay.prefix:
+                        # On disk: the response may send it (in steps of 1 MiB or more:
+                        # each wakes the response, and the client takes larger pieces faster).
+                        if (
+                            relay is not None
+                            and sent < relay.prefix
+                            and (position - sent >= _RELAY_STEP or position >= relay.prefix)
+                        ):
                             sent = min(position, relay.prefix)
-                            relay.advance(sent)  # on disk: the response may send it
+                            relay.advance(sent)
                 finally:
                     found, output = hashing.close()
                 if file.sha256 is not None and found != file.sha256:
