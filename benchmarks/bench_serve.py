@@ -43,7 +43,9 @@ What it measures
     3. cached download -- curl GET of the patched wheel from a long-lived proxy whose cache holds
        it (built once by ``wheelpatch warm``, untimed), and of the same file (hard-linked out of
        that cache) from nginx (Debian's, ``sendfile on``, one worker) and from ``python -m
-       http.server``.
+       http.server``; ``wheelpatch+nginx`` is the same GET through an nginx in front of a
+       proxy started with ``--accel-redirect`` on that cache (the README's snippet): the proxy
+       answers with the header, nginx sends the file.
     4. eight clients -- eight curl GETs of the patched wheel at once (``xargs -P 8``) from a proxy
        started for each run on that warm cache (``--workers N``), after one untimed one-byte range
        request (a process hashes a cached file at its first use); the peak RSS (``VmHWM`` in
@@ -59,8 +61,9 @@ Targets
        metadata members and the central directory; at least the last 128 KiB, the first range
        read) and 4 KiB more (a one-byte size probe) in every run, never a whole-file (200) answer;
     2. the first download at most 1 s over the upstream transfer (medians);
-    3. the cached download at least 80% of nginx's throughput (the ratio to http.server's is
-       printed too, with no target);
+    3. the cached download at least 80% of nginx's throughput, from the proxy alone and behind
+       nginx with ``--accel-redirect`` (the ratio to http.server's is printed too, with no
+       target);
     4. at most 150 MiB peak RSS per worker with eight clients at once.
     A missed target prints ``MISS``; the exit status is still 0 (a report, not a test).
 
@@ -138,6 +141,11 @@ def metadata_tail(path: Path) -> int:
             if info.filename.partition("/")[0].endswith(".dist-info")
         ]
     return max(size - min(offsets, default=0), min(size, FIRST_READ))
+
+
+#: The internal nginx location of the proxy's stored files, and the tool that uses it.
+ACCEL = "/_wheelpatch/"
+ACCEL_TOOL = "wheelpatch+nginx"
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,7 @@ class Setup:
     def requirement(self) -> str:
         return f"{self.wheel.project}=={self.wheel.version}"
 
-    def proxy(self, cache: Path, name: str = "wheelpatch serve") -> Server:
+    def proxy(self, cache: Path, name: str = "wheelpatch serve", *options: str) -> Server:
         """``wheelpatch serve`` on the upstream, with ``cache`` as its --cache-dir."""
         upstream = self.upstream.server.url + "/simple/"
 
@@ -235,6 +243,7 @@ class Setup:
             return [
                 self.wheelpatch, "serve", "--upstream", upstream, "--config", str(self.config),
                 "--cache-dir", str(cache), "--port", str(port), "--workers", str(self.workers),
+                *options,
             ]  # fmt: skip
 
         return harness.start_server(name, command, "/health", self.logs / "wheelpatch-serve.log")
@@ -263,14 +272,25 @@ def start_proxpi(upstream: str, cache: Path, log_file: Path) -> Server:
     return harness.start_server("proxpi", command, "/health", log_file, env=env)
 
 
-def start_nginx(nginx: str, root: Path, directory: Path) -> Server:
-    """Debian's nginx serving ``root`` statically: one worker, sendfile, in the foreground."""
+def start_nginx(
+    nginx: str, root: Path, directory: Path, front: tuple[str, Path] | None = None
+) -> Server:
+    """Debian's nginx serving ``root`` statically: one worker, sendfile, in the foreground. With
+    ``front`` (a proxy's URL and its cache's stored files), nginx is in front of that proxy
+    instead, as the README's ``--accel-redirect`` snippet puts it."""
     directory.mkdir(parents=True, exist_ok=True)
     conf = directory / "nginx.conf"
     temp = "".join(
         f"    {kind}_temp_path {directory / kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
+    if front is None:
+        locations = f"        root {root};\n"
+    else:
+        locations = (
+            f"        location / {{ proxy_pass {front[0]}; proxy_buffering off; }}\n"
+            f"        location {ACCEL} {{ internal; alias {front[1]}/; }}\n"
+        )
 
     def command(port: int) -> list[str]:
         conf.write_text(
@@ -279,12 +299,15 @@ def start_nginx(nginx: str, root: Path, directory: Path) -> Server:
             "events {}\nhttp {\n"
             f"    access_log {directory / 'access.log'};\n{temp}"
             "    sendfile on;\n"
-            f"    server {{\n        listen 127.0.0.1:{port};\n        root {root};\n    }}\n}}\n",
+            f"    server {{\n        listen 127.0.0.1:{port};\n{locations}    }}\n}}\n",
             encoding="utf-8",
         )
         return [nginx, "-c", str(conf), "-p", str(directory)]
 
-    return harness.start_server("nginx", command, "/", directory / "stderr.log")
+    ready = "/" if front is None else "/health"
+    return harness.start_server(
+        "nginx" if front is None else "nginx + wheelpatch", command, ready, directory / "stderr.log"
+    )
 
 
 def start_http_server(root: Path, log_file: Path) -> Server:
@@ -623,6 +646,17 @@ def targets(
                 **target,
             )
         )
+    if ACCEL_TOOL in cached:
+        figures.append(
+            Target(
+                "cached_accel_throughput_vs_nginx",
+                "cached behind nginx (--accel-redirect) / nginx throughput",
+                harness.ratio(cached, "nginx", ACCEL_TOOL),
+                limit=TARGET_CACHED,
+                at_least=True,
+                goal="cached_throughput_accel",
+            )
+        )
     figures.append(
         Target(
             "rss_per_worker_mib",
@@ -720,12 +754,20 @@ def part_first_download(setup: Setup, repeat: int, patched: PatchedFile) -> dict
 
 
 def part_cached(
-    setup: Setup, repeat: int, patched: PatchedFile, proxy: Server, statics: Mapping[str, Server]
+    setup: Setup,
+    repeat: int,
+    patched: PatchedFile,
+    proxy: Server,
+    statics: Mapping[str, Server],
+    fronted: Server | None,
 ) -> dict[str, Any]:
     work = setup.work / "cached"
     work.mkdir()
     client = curl_client(setup.curl, patched.path)
     tools = [Served("wheelpatch", [], work / "out-wheelpatch", repeat, client=client, server=proxy)]
+    if fronted is not None:
+        out = work / "out-accel"
+        tools.append(Served(ACCEL_TOOL, [], out, repeat, client=client, server=fronted))
     for name, server in statics.items():
         client = curl_client(setup.curl, "/" + urllib.parse.quote(patched.filename))
         tools.append(Served(name, [], work / f"out-{name}", repeat, client=client, server=server))
@@ -959,8 +1001,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             statics["http.server"] = start_http_server(static, work / "logs" / "http.server.log")
             servers.append(statics["http.server"])
             proxy = setup.proxy(warm, "wheelpatch serve (warm)")
+            fronted: Server | None = None
+            if nginx is not None:
+                behind = setup.proxy(warm, "wheelpatch serve (accel)", "--accel-redirect", ACCEL)
+                servers.append(behind)
+                stored = warm / "files" / "entries"
+                fronted = start_nginx(nginx, static, work / "nginx-front", (behind.url, stored))
+                servers.append(fronted)
             try:
-                parts["cached download"] = part_cached(setup, args.repeat, patched, proxy, statics)
+                parts["cached download"] = part_cached(
+                    setup, args.repeat, patched, proxy, statics, fronted
+                )
             finally:
                 proxy.stop()
             parts["eight clients"] = part_clients(

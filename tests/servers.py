@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,10 @@ import pytest
 
 from .hermetic import hermetic_env
 
-__all__ = ["answers", "free_port", "pypi_server", "started"]
+__all__ = ["NGINX", "answers", "free_port", "nginx", "pypi_server", "started"]
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def free_port() -> int:
@@ -102,3 +106,44 @@ def pypi_server(
 
     with started(argv, "/simple/", log, "pypiserver") as url:
         yield url, log
+
+
+@contextlib.contextmanager
+def nginx(work: Path, servers: str, ready: str, log_format: str | None = None) -> Iterator[Path]:
+    """Debian's nginx in the foreground with ``servers`` (its ``server`` blocks) in the http
+    block, its files in ``work``, until ``ready`` (a URL) answers 200; yields the access log,
+    then stops it by its process id. ``log_format`` replaces the access log's format."""
+    temp = "".join(
+        f"    {name}_temp_path {work / name};\n"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    log = work / "access.log"
+    logging = (
+        f"    log_format t '{log_format}';\n    access_log {log} t;\n"
+        if log_format
+        else (f"    access_log {log};\n")
+    )
+    conf = work / "nginx.conf"
+    conf.write_text(
+        # root's workers can read the test's private temporary directory
+        "daemon off;\nworker_processes 1;\nuser root;\n"
+        f"pid {work / 'nginx.pid'};\nerror_log {work / 'error.log'};\n"
+        "events {}\nhttp {\n    include /etc/nginx/mime.types;\n"
+        f"{temp}{logging}{servers}}}\n",
+        encoding="utf-8",
+    )
+    with (work / "stderr.log").open("wb") as stderr:
+        process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(work)], stderr=stderr)
+    try:
+        deadline = time.monotonic() + 20
+        while not answers(ready):
+            errors = "".join(
+                p.read_text() for p in (work / "stderr.log", work / "error.log") if p.exists()
+            )
+            assert process.poll() is None, errors
+            assert time.monotonic() < deadline, f"nginx did not answer: {errors}"
+            time.sleep(0.05)
+        yield log
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

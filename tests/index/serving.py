@@ -5,6 +5,7 @@ logs."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import re
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 from ..hermetic import hermetic_env
@@ -140,3 +142,32 @@ def pypiserver(directory: Path, name: str = "upstream") -> Iterator[Upstream]:
     processes: list[subprocess.Popen[bytes]] = []
     with started(argv, "/simple/", log, "pypiserver", processes=processes) as url:
         yield Upstream(url, log, chosen[-1], processes[-1])
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: Message
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def get(url: str, headers: dict[str, str] | None = None, target: str | None = None) -> Answer:
+    """One GET with http.client: no proxy, no redirect followed, the request target sent as it
+    is (``target`` overrides the URL's path, for targets a URL library would normalize)."""
+    parts = urllib.parse.urlsplit(url)
+    path = target or (parts.path + (f"?{parts.query}" if parts.query else ""))
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=120)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def file_url(proxy: Proxy, project: str, filename: str) -> str:
+    return f"{proxy.url}/files/{project}/{urllib.parse.quote(filename, safe='')}"

@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,18 +19,18 @@ from wheelpatch.index.site import collect_inputs, write_site
 
 from ..conftest import WheelSpec, build_wheel
 from ..hermetic import hermetic_env
-from ..servers import answers, free_port
+from ..servers import NGINX, free_port
+from ..servers import nginx as start_nginx
 
 pytestmark = pytest.mark.slow
 
 README = Path(__file__).parents[2] / "README.md"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def readme_snippet() -> str:
     """The ``nginx`` block of the README, as a user would copy it."""
     text = README.read_text(encoding="utf-8")
-    [block] = re.findall(r"```nginx\n(.*?)```", text, flags=re.S)
+    [block] = [b for b in re.findall(r"```nginx\n(.*?)```", text, flags=re.S) if "/srv/site" in b]
     return re.sub(r"(?m)^  ", "", block)  # it is indented inside a list item
 
 
@@ -44,37 +42,8 @@ def nginx(site: Path, work: Path) -> Iterator[tuple[str, Path]]:
     snippet = snippet.replace("root /srv/site;", f"root {site};")
     assert f"listen 127.0.0.1:{port};" in snippet
     assert f"root {site};" in snippet
-    log = work / "access.log"
-    temp = {name: work / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    conf = work / "nginx.conf"
-    conf.write_text(
-        # root's workers can read the test's private temporary directory
-        "daemon off;\nworker_processes 1;\nuser root;\n"
-        f"pid {work / 'nginx.pid'};\nerror_log {work / 'error.log'};\n"
-        "events {}\nhttp {\n    include /etc/nginx/mime.types;\n"
-        f"    access_log {log};\n"
-        + "".join(f"    {name}_temp_path {path};\n" for name, path in temp.items()).replace(
-            "body_temp", "client_body_temp"
-        )
-        + snippet
-        + "}\n",
-        encoding="utf-8",
-    )
-    with (work / "stderr.log").open("wb") as stderr:
-        process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(work)], stderr=stderr)
-    try:
-        deadline = time.monotonic() + 20
-        while not answers(f"http://127.0.0.1:{port}/simple/"):
-            errors = "".join(
-                p.read_text() for p in (work / "stderr.log", work / "error.log") if p.exists()
-            )
-            assert process.poll() is None, errors
-            assert time.monotonic() < deadline, f"nginx did not answer: {errors}"
-            time.sleep(0.05)
+    with start_nginx(work, snippet, f"http://127.0.0.1:{port}/simple/") as log:
         yield f"http://127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def fetch(url: str, accept: str | None = None) -> tuple[str, bytes]:

@@ -25,8 +25,6 @@ import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,7 +32,17 @@ import pytest
 
 from ..conftest import CliResult, WheelSpec, build_wheel
 from ..zipcraft import build_zip, wheel_entries
-from .serving import CONFIG, PATCHED_TORCH, Proxy, make_wheelhouse, pypiserver, serve
+from .serving import (
+    CONFIG,
+    PATCHED_TORCH,
+    Answer,
+    Proxy,
+    file_url,
+    get,
+    make_wheelhouse,
+    pypiserver,
+    serve,
+)
 from .test_clients import static_server
 
 pytestmark = pytest.mark.slow
@@ -56,35 +64,6 @@ T = TypeVar("T")
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: Message
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-def get(url: str, headers: dict[str, str] | None = None, target: str | None = None) -> Answer:
-    """One GET with http.client: no proxy, no redirect followed, the request target sent as it
-    is (``target`` overrides the URL's path, for targets a URL library would normalize)."""
-    parts = urllib.parse.urlsplit(url)
-    path = target or (parts.path + (f"?{parts.query}" if parts.query else ""))
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=120)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return Answer(response.status, response.headers, response.read())
-    finally:
-        connection.close()
-
-
-def file_url(proxy: Proxy, project: str, filename: str) -> str:
-    return f"{proxy.url}/files/{project}/{urllib.parse.quote(filename, safe='')}"
 
 
 def json_page(proxy: Proxy, project: str) -> dict[str, object]:

@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 
 from ..conftest import WheelSpec, build_wheel
-from .serving import pypiserver, serve
+from .serving import file_url, get, pypiserver, serve
 from .test_clients import static_server
-from .test_serve_faults import (
-    TORCH_REQUIRES,
-    file_url,
-    get,
-    json_page,
-    listed,
-    one_line,
-)
+from .test_serve_faults import TORCH_REQUIRES, json_page, listed, one_line
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,9 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,14 +22,13 @@ import pytest
 from wheelpatch.index.listing import JSON_TYPE
 
 from ..hermetic import hermetic_env
-from ..servers import answers, free_port
+from ..servers import free_port, nginx
 from ..venvs import make_venv
 from .serving import LABELLED, PATCHED_TORCH, make_wheelhouse, pypiserver, serve
 from .test_clients import static_server
 
 pytestmark = pytest.mark.slow
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SECRET = "s3cr3t-t0ken"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -62,37 +59,16 @@ def index_with_cdn(site: Path, work: Path) -> Iterator[Nginx]:
     whose ``/files/`` answer 302 to the same path on the CDN (no auth), both serving ``site``."""
     index_port, cdn_port = free_port(), free_port()
     (work / "htpasswd").write_text(f"team:{{PLAIN}}{SECRET}\n")
-    log = work / "access.log"
-    temp = "".join(
-        f"    {name}_temp_path {work / name};\n"
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    conf = work / "nginx.conf"
-    conf.write_text(
-        "daemon off;\nworker_processes 1;\nuser root;\n"
-        f"pid {work / 'nginx.pid'};\nerror_log {work / 'error.log'};\n"
-        "events {}\nhttp {\n    include /etc/nginx/mime.types;\n" + temp + "    log_format t "
-        "'$server_port\\t$remote_user\\t$uri\\t$status\\t$http_authorization';\n"
-        f"    access_log {log} t;\n"
+    servers = (
         f"    server {{ listen 127.0.0.1:{index_port}; root {site};\n"
         f'        auth_basic "team"; auth_basic_user_file {work / "htpasswd"};\n'
         f"        location /files/ {{ return 302 http://127.0.0.1:{cdn_port}$request_uri; }}\n"
         "    }\n"
         f"    server {{ listen 127.0.0.1:{cdn_port}; root {site}; }}\n"
-        "}\n"
     )
-    with (work / "stderr.log").open("wb") as stderr:
-        process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(work)], stderr=stderr)
-    try:
-        deadline = time.monotonic() + 20
-        while not answers(f"http://127.0.0.1:{cdn_port}/simple/"):
-            assert process.poll() is None, (work / "stderr.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not answer"
-            time.sleep(0.05)
+    log_format = "$server_port\\t$remote_user\\t$uri\\t$status\\t$http_authorization"
+    with nginx(work, servers, f"http://127.0.0.1:{cdn_port}/simple/", log_format) as log:
         yield Nginx(f"http://127.0.0.1:{index_port}", f"http://127.0.0.1:{cdn_port}", log)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def site_of(tmp_path: Path) -> Path:

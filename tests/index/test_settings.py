@@ -48,10 +48,11 @@ def test_every_problem_is_named_by_its_option(tmp_path: Path) -> None:
 def test_worker_settings_come_from_the_environment(tmp_path: Path) -> None:
     settings = ServeSettings.create(
         upstreams=["http://127.0.0.1:9/simple"], config=str(CONFIG), cache_dir=str(tmp_path),
-        cache_size="1G", links="proxy", eager=True,
+        cache_size="1G", links="proxy", eager=True, accel_redirect="/_wheelpatch/",
     )  # fmt: skip
     again = ServeSettings.from_environ(settings.environ(["http://127.0.0.1:9/simple"]))
     assert again == settings
+    assert again.accel_redirect == "/_wheelpatch/"
     assert again.upstreams[0].url == "http://127.0.0.1:9/simple/"
     assert again.cache_size == 1 << 30
     with pytest.raises(ConfigError, match="WHEELPATCH_SERVE_LINKS: 'x'"):

@@ -135,6 +135,14 @@ def add_commands(commands: argparse._SubParsersAction[Parser]) -> None:
         help="build the patched wheels of a page as soon as it is served, so that lockers "
         "(uv lock, poetry lock, pdm lock) see their hashes",
     )
+    serve.add_argument(
+        "--accel-redirect",
+        metavar="PATH",
+        default=None,
+        help="behind nginx: answer each download of a stored wheel with an X-Accel-Redirect "
+        "to PATH<key>/<file>, so that nginx sends the file itself (sendfile); PATH is an "
+        "`internal` location aliased to CACHE_DIR/files/entries/ (see the README)",
+    )
 
     warm = commands.add_parser(
         "warm",
@@ -170,6 +178,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             timeout=args.timeout,
             retries=args.retries,
             eager=getattr(args, "eager", False),
+            accel_redirect=getattr(args, "accel_redirect", None),
         )
     except ConfigError as exc:
         for line in exc.errors:

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
@@ -259,6 +260,17 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
             if _matches(request.headers.get("if-none-match", ""), etag):
                 result.release()
                 return Response(status_code=304, headers={"etag": etag})
+            if settings.accel_redirect is not None:
+                # nginx in front sends the file itself; it opens it as soon as it reads this.
+                stored = result.entry.path.relative_to(service.cache.stored).as_posix()
+                result.release()
+                return Response(
+                    headers={
+                        "etag": etag,
+                        "x-accel-redirect": settings.accel_redirect + quote(stored),
+                    },
+                    media_type="application/octet-stream",
+                )
             return _LeasedFile(
                 result, headers={"etag": etag}, media_type="application/octet-stream"
             )

@@ -166,6 +166,12 @@ class Cache:
 
     # -- reading and building ---------------------------------------------------------------------
 
+    @property
+    def stored(self) -> Path:
+        """The directory of the stored files, each at ``<key>/<name>`` below it (what a web
+        server in front may be given to send them itself)."""
+        return self._entries
+
     def get_or_build(self, key: str, name: str, build: Callable[[Path], object]) -> CachedFile:
         """The stored file ``name`` of ``key``, built first if it is missing or damaged.
 

@@ -6,6 +6,7 @@ option or variable."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,12 @@ ENVIRONMENT = {
     "timeout": "WHEELPATCH_SERVE_TIMEOUT",
     "retries": "WHEELPATCH_SERVE_RETRIES",
     "eager": "WHEELPATCH_SERVE_EAGER",
+    "accel_redirect": "WHEELPATCH_SERVE_ACCEL_REDIRECT",
 }
+
+
+#: An absolute URL path ending in "/", of characters that need no quoting.
+_ACCEL_PREFIX = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]+/)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,10 @@ class ServeSettings:
     retries: int = 2
     #: Build the patched wheels of a page as soon as it is served, so lockers see hashes.
     eager: bool = False
+    #: The URL path of an nginx ``internal`` location aliased to the cache's stored files:
+    #: downloads of stored wheels are answered with ``X-Accel-Redirect`` there, for nginx to
+    #: send the file itself (sendfile) instead of this process.
+    accel_redirect: str | None = None
 
     @classmethod
     def create(
@@ -68,6 +78,7 @@ class ServeSettings:
         timeout: str | float = 30.0,
         retries: str | int = 2,
         eager: bool = False,
+        accel_redirect: str | None = None,
         names: Mapping[str, str] | None = None,
     ) -> ServeSettings:
         """Check every value; ``names`` says how each setting is called where it came from
@@ -108,6 +119,11 @@ class ServeSettings:
                     raise ValueError
             except ValueError:
                 errors.append(f"{names[key]}: {value!r} is not a number of seconds >= 0")
+        if accel_redirect is not None and not _ACCEL_PREFIX.fullmatch(accel_redirect):
+            errors.append(
+                f"{names['accel_redirect']}: {accel_redirect!r} is not a URL path that starts and "
+                "ends with '/' (the nginx location of the cache's files, e.g. '/_wheelpatch/')"
+            )
         if numbers.get("timeout") == 0:
             errors.append(f"{names['timeout']}: must be more than 0 seconds")
         loaded: Config | None = None
@@ -137,6 +153,7 @@ class ServeSettings:
             timeout=numbers["timeout"],
             retries=int(numbers["retries"]),
             eager=eager,
+            accel_redirect=accel_redirect,
         )
 
     @classmethod
@@ -159,6 +176,7 @@ class ServeSettings:
             timeout=get("timeout", "30"),
             retries=get("retries", "2"),
             eager=get("eager", "") not in ("", "0", "false", "no"),
+            accel_redirect=get("accel_redirect", "") or None,
             names=ENVIRONMENT,
         )
 
@@ -177,6 +195,7 @@ class ServeSettings:
             ENVIRONMENT["timeout"]: repr(self.timeout),
             ENVIRONMENT["retries"]: str(self.retries),
             ENVIRONMENT["eager"]: "1" if self.eager else "",
+            ENVIRONMENT["accel_redirect"]: self.accel_redirect or "",
         }
 
 
