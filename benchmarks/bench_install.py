@@ -27,7 +27,9 @@ What it measures
                         checks; the floor for writing the members one after the other (a
                         reference, no target; leave it out with ``--tools``).
 
-    No tool is told to compile bytecode. Every child runs in a hermetic environment: every
+    No tool compiles bytecode, unless ``--compile``: then wheelpatch-install and pip compile as
+    they do by default, uv is given ``--compile-bytecode``, and installer and unzip sit out.
+    Every child runs in a hermetic environment: every
     ``PIP_*`` and ``UV_*`` variable is dropped, then ``PIP_CONFIG_FILE=/dev/null``,
     ``PIP_DISABLE_PIP_VERSION_CHECK=1``, ``UV_NO_CONFIG=1`` and ``UV_LINK_MODE=copy`` are set (and
     ``VIRTUAL_ENV`` unset); the Python tools cache their own bytecode as in ``bench_patch.py``.
@@ -56,9 +58,10 @@ Wheels
     of every other wheel given, so each wheel is patched.
 
 Targets
-    ``wheelpatch`` at most 1.0x ``installer``'s median time and at most 0.6x ``pip``'s; the ratio to
-    ``uv`` is reported with no target. A missed target prints ``MISS``; the exit status is still 0
-    (this is a report, not a test).
+    ``wheelpatch`` at most 1.0x ``uv``'s median time (``uv pip install --no-cache --offline`` of
+    the unpatched wheel), 1.0x ``installer``'s and 0.6x ``pip``'s, peak RSS at most 100 MiB; with
+    ``--compile``, the ratios to pip and uv with no target. A missed target prints ``MISS``; the
+    exit status is still 0 (this is a report, not a test).
 
 Run (from the repository root, in an environment with wheelpatch, installer, pip and uv)::
 
@@ -93,8 +96,10 @@ TOOLS = ("wheelpatch", "installer", "pip", "uv", "unzip")
 #: Projects that always get an override in CFG (the real torch wheel and the synthetic one).
 OVERRIDDEN = ("torch", SYNTHETIC_NAME)
 
+TARGET_VS_UV = 1.0
 TARGET_VS_INSTALLER = 1.0
 TARGET_VS_PIP = 0.6
+TARGET_RSS_MIB = 100
 
 # Run by this script's interpreter (which has installer): `python -m installer
 # --no-compile-bytecode WHEEL` for another interpreter's scheme. argv: scheme JSON, VENV_PY, WHEEL.
@@ -227,18 +232,28 @@ def _scheme_of(python: Path) -> str:
 
 
 def build_tools(
-    wheel: WheelInfo, work: Path, config: Path, names: Sequence[str], repeat: int
+    wheel: WheelInfo,
+    work: Path,
+    config: Path,
+    names: Sequence[str],
+    repeat: int,
+    compile_bytecode: bool = False,
 ) -> list[Tool]:
     tools: list[Tool] = []
     for name in names:
         venv = _scratch_only(work / f"venv-{name}", work)
         python = str(venv_python(venv))
+        if compile_bytecode and name in ("installer", "unzip"):
+            _log_skip(name, "--compile: only wheelpatch, pip and uv are compared")
+            continue
         if name == "wheelpatch":
             exe = find_exe("wheelpatch-install")
             if exe is None:
                 _log_skip(name, "wheelpatch-install not found")
                 continue
-            argv = [exe, "--config", str(config), "--python", python, "--no-deps", "--no-compile"]
+            argv = [exe, "--config", str(config), "--python", python, "--no-deps"]
+            if not compile_bytecode:
+                argv.append("--no-compile")
         elif name == "installer":
             if not _importable("installer"):
                 _log_skip(name, "installer is not installed here (pip install installer)")
@@ -250,14 +265,18 @@ def build_tools(
                 _log_skip(name, "pip is not installed here")
                 continue
             argv = [sys.executable, "-m", "pip", "--python", python, "install"]
-            argv += ["--no-deps", "--no-compile", "--no-index"]
+            argv += (
+                ["--no-deps", "--no-index"]
+                if compile_bytecode
+                else ["--no-deps", "--no-compile", "--no-index"]
+            )
         elif name == "uv":
             exe = find_exe("uv")
             if exe is None:
                 _log_skip(name, "uv not found (pip install uv)")
                 continue
             argv = [exe, "pip", "install", "--no-deps", "--no-cache", "--offline"]
-            argv += ["--python", python]
+            argv += ["--python", python, *(["--compile-bytecode"] if compile_bytecode else [])]
         else:
             exe = shutil.which("unzip")
             if exe is None:
@@ -348,14 +367,20 @@ def check_install(tool: Tool, wheel: WheelInfo, file_members: int) -> dict[str, 
 # --------------------------------------------------------------------------- reporting
 
 
-def targets(results: dict[str, dict[str, Any]]) -> list[Target]:
+def targets(results: dict[str, dict[str, Any]], compile_bytecode: bool = False) -> list[Target]:
     def versus(peer: str, **target: Any) -> Target:
         return harness.time_target(results, "wheelpatch", peer, **target)
 
+    rss = harness.rss_target(
+        results, "wheelpatch", "wheelpatch peak RSS (max run)", limit=TARGET_RSS_MIB, goal="rss"
+    )
+    if compile_bytecode:  # issue 14: compared, with no target
+        return [versus("pip", note="(no target)"), versus("uv", note="(no target)"), rss]
     return [
+        versus("uv", limit=TARGET_VS_UV, goal="time_vs_uv"),
         versus("installer", limit=TARGET_VS_INSTALLER, goal="time_vs_installer"),
         versus("pip", limit=TARGET_VS_PIP, goal="time_vs_pip"),
-        versus("uv", note="(no target)"),
+        rss,
         versus("unzip", note="(unzip: the floor)"),
     ]
 
@@ -405,6 +430,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the scratch venvs are made (default: the system temporary directory)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile bytecode: wheelpatch-install and pip by default, uv --compile-bytecode "
+        "(installer and unzip left out)",
+    )
     return parser
 
 
@@ -421,12 +452,12 @@ def bench_wheel(
 
     with tempfile.TemporaryDirectory(prefix="bench-install-", dir=args.work_dir) as tmp:
         work = Path(tmp)
-        tools = build_tools(wheel, work, config, names, args.repeat)
+        tools = build_tools(wheel, work, config, names, args.repeat, args.compile)
         label = canonical(wheel.project)
         results = harness.measure(tools, args.repeat, work, label, check, "install", width=10)
     failed = {"ok": False, "verdict": "FAIL: the warm-up run failed"}
     checks = {t.name: checks.get(t.name, failed) for t in tools}
-    figures = targets(results)
+    figures = targets(results, args.compile)
     removed = len(wheel.requires_dist) - len(wheel.kept_requires(REMOVE))
     print(
         f"\n{wheel.path.name}  [{wheel.kind}; {wheel.size / 1e6:.1f} MB, "
