@@ -44,7 +44,7 @@ from .upstream import Download, UpstreamClient, UpstreamError, redact
 
 __all__ = ["NotFound", "ProxyService", "ServedPage"]
 
-#: How far the bytes received must move on before a first download's response is woken.
+#: How many bytes received are written (and a first download's response woken) at a time.
 _RELAY_STEP = 1 << 20
 _log = logging.getLogger(__name__)
 #: Upstream wheels whose METADATA is read at once when a page is first planned.
@@ -417,20 +417,26 @@ class ProxyService:
                     relay.attach(out.fileno())
                 # The patched wheel's hash starts as the upstream's, up to ``upto``.
                 hashing = StreamDigest(branch_at=upto)
+                # Written a batch of 1 MiB at a time (one writev, one hand-over of the GIL),
+                # not a write for each 64 KiB piece the socket gives.
+                pieces: list[bytes] = []
+                pending = 0
                 try:
                     for chunk in self.client.open(file.url):
-                        _write_all(out.fileno(), chunk)
                         hashing.feed(chunk)
-                        position += len(chunk)
-                        # On disk: the response may send it (in steps of 1 MiB or more:
-                        # each wakes the response, and the client takes larger pieces faster).
-                        if (
-                            relay is not None
-                            and sent < relay.prefix
-                            and (position - sent >= _RELAY_STEP or position >= relay.prefix)
-                        ):
+                        pieces.append(chunk)
+                        pending += len(chunk)
+                        if pending < _RELAY_STEP:
+                            continue
+                        _write_pieces(out.fileno(), pieces)
+                        position += pending
+                        pieces, pending = [], 0
+                        # On disk: the response may send it.
+                        if relay is not None and sent < relay.prefix:
                             sent = min(position, relay.prefix)
                             relay.advance(sent)
+                    _write_pieces(out.fileno(), pieces)
+                    position += pending
                 finally:
                     found, output = hashing.close()
                 if file.sha256 is not None and found != file.sha256:
@@ -603,10 +609,18 @@ def _sweep(directory: Path, prefix: str, age: float = 3600.0) -> None:
                     os.unlink(entry.path)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_pieces(fd: int, pieces: list[bytes]) -> None:
+    """Write ``pieces`` one after another, in as few ``writev`` calls as the kernel allows."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    while views:
+        # At most IOV_MAX pieces a call; Windows has no writev.
+        written = os.writev(fd, views[:1024]) if hasattr(os, "writev") else os.write(fd, views[0])
+        while written and views:
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
 
 
 def _hash_range(digest: hashlib._Hash, fd: int, start: int, end: int) -> None:
