@@ -316,6 +316,12 @@ COUNT = len(base())
 ZIP_CASES = [
     pytest.param(duplicate, f"member '{CORE}': duplicate name in the archive", id="duplicate"),
     pytest.param(
+        with_entry(CORE, version_needed=64),
+        f"member '{CORE}': needs version 6.4 of the zip format to be extracted; Python's "
+        "zipfile (pip, installer) reads none past 6.3",
+        id="version-needed-past-zipfile",
+    ),
+    pytest.param(
         with_entry(CORE, local_name="demo/c0re.py"),
         f"member '{CORE}': local header names b'demo/c0re.py', the central directory b'{CORE}'",
         id="local-name-differs",

@@ -28,6 +28,7 @@ __all__ = [
     "DEFLATED",
     "MAX_RATIO",
     "MAX_TOTAL_SIZE",
+    "MAX_VERSION_NEEDED",
     "STORED",
     "Archive",
     "ArchiveWriter",
@@ -63,6 +64,9 @@ _FLAG_UTF8 = 0x0800
 _CHUNK = 1 << 20
 #: Deflate cannot expand more than about 1032:1; a member declaring more is lying.
 MAX_RATIO = 1100
+#: The highest "version needed to extract" (its low byte, as APPNOTE 6.3 numbers it) that
+#: Python's zipfile, and so pip and installer, will read a member of.
+MAX_VERSION_NEEDED = 63
 #: All members together may declare at most this much uncompressed data.
 MAX_TOTAL_SIZE = 64 << 30
 #: How much of the file one read of local headers covers.
@@ -336,10 +340,11 @@ def _locate_directory(fd: int, size: int, where: str, known_from: int) -> _Direc
 
 
 class _Central(NamedTuple):
-    """A central directory entry before its local header is read."""
+    """A central directory entry before its local header is read. Its fields are those of
+    :class:`ZipMember` in the same order, less the ones the local header gives: a member is made
+    of slices of it (see :func:`_member`), which matters at tens of thousands of members."""
 
     name: str
-    raw_name: bytes
     flags: int
     method: int
     mod_time: int
@@ -355,6 +360,7 @@ class _Central(NamedTuple):
     extra: bytes
     comment: bytes
     central: bytes
+    raw_name: bytes
 
 
 def _member_where(where: str, name: str) -> str:
@@ -368,6 +374,7 @@ def _parse_central(
     seen: set[str] = set()
     pos = 0
     unpack = _CENTRAL.unpack_from
+    new_central = tuple.__new__  # the named tuple without the call of its __new__
     header_size = _CENTRAL.size
     for index in range(count):
         if pos + header_size > len(cd):
@@ -398,8 +405,11 @@ def _parse_central(
         if end > len(cd):
             raise InvalidWheel(f"{where}: central directory entry {index} runs past its end")
         raw_name = cd[pos + header_size : name_end]
-        name = _decode_name(raw_name, flags, where)
-        extra = cd[name_end : name_end + elen]
+        try:
+            name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "ascii")
+        except UnicodeDecodeError:
+            name = _decode_name(raw_name, flags, where)  # raises, saying which rule it broke
+        extra = cd[name_end : name_end + elen] if elen else b""
         comment = cd[name_end + elen : end] if clen else b""
         central = cd[pos:end]
         pos = end
@@ -422,51 +432,39 @@ def _parse_central(
             raise InvalidWheel(
                 f"{_member_where(where, name)}: sizes need a ZIP64 extra field that is missing"
             )
-        if disk != 0:
-            raise InvalidWheel(
-                f"{_member_where(where, name)}: multi-disk zip archives are not supported"
-            )
-        if flags & _FLAG_ENCRYPTED:
-            raise InvalidWheel(
-                f"{_member_where(where, name)}: encrypted members are not allowed in a wheel"
-            )
-        if method != DEFLATED and method != STORED:
-            raise InvalidWheel(
-                f"{_member_where(where, name)}: compression method {method} is not allowed "
-                "(a wheel may use only stored (0) or deflate (8))"
-            )
-        if method == STORED and csize != usize:
-            raise InvalidWheel(
-                f"{_member_where(where, name)}: stored member with compressed size {csize} != "
-                f"size {usize}"
-            )
-        if method == DEFLATED and usize > csize * MAX_RATIO + 4096:
-            raise InvalidWheel(
-                f"{_member_where(where, name)}: declares {usize} bytes from {csize} compressed, "
-                f"more than deflate can produce (a zip bomb's lie; the cap is {MAX_RATIO}:1)"
-            )
+        if (
+            disk != 0
+            or flags & _FLAG_ENCRYPTED
+            or needed & 0xFF > MAX_VERSION_NEEDED
+            or (usize > csize * MAX_RATIO + 4096 if method == DEFLATED else method != STORED)
+            or (method == STORED and csize != usize)
+        ):
+            _refuse_entry(_member_where(where, name), disk, flags, needed, method, csize, usize)
         if name in seen:
             raise InvalidWheel(f"{_member_where(where, name)}: duplicate name in the archive")
         seen.add(name)
         entries.append(
-            _Central(
-                name,
-                raw_name,
-                flags,
-                method,
-                mtime,
-                mdate,
-                crc,
-                csize,
-                usize,
-                offset,
-                made_by,
-                needed,
-                iattr,
-                eattr,
-                extra,
-                comment,
-                central,
+            new_central(
+                _Central,
+                (
+                    name,
+                    flags,
+                    method,
+                    mtime,
+                    mdate,
+                    crc,
+                    csize,
+                    usize,
+                    offset,
+                    made_by,
+                    needed,
+                    iattr,
+                    eattr,
+                    extra,
+                    comment,
+                    central,
+                    raw_name,
+                ),
             )
         )
     if pos != len(cd):
@@ -475,6 +473,34 @@ def _parse_central(
             "announces"
         )
     return _read_locals(fd, entries, cd_offset, where, known_from)
+
+
+def _refuse_entry(
+    where: str, disk: int, flags: int, needed: int, method: int, csize: int, usize: int
+) -> None:
+    """Raise the error for a central directory entry the quick check found wrong."""
+    if disk != 0:
+        raise InvalidWheel(f"{where}: multi-disk zip archives are not supported")
+    if flags & _FLAG_ENCRYPTED:
+        raise InvalidWheel(f"{where}: encrypted members are not allowed in a wheel")
+    if needed & 0xFF > MAX_VERSION_NEEDED:
+        version = needed & 0xFF
+        raise InvalidWheel(
+            f"{where}: needs version {version // 10}.{version % 10} of the zip format to be "
+            f"extracted; Python's zipfile (pip, installer) reads none past "
+            f"{MAX_VERSION_NEEDED // 10}.{MAX_VERSION_NEEDED % 10}"
+        )
+    if method != DEFLATED and method != STORED:
+        raise InvalidWheel(
+            f"{where}: compression method {method} is not allowed "
+            "(a wheel may use only stored (0) or deflate (8))"
+        )
+    if method == STORED:
+        raise InvalidWheel(f"{where}: stored member with compressed size {csize} != size {usize}")
+    raise InvalidWheel(
+        f"{where}: declares {usize} bytes from {csize} compressed, "
+        f"more than deflate can produce (a zip bomb's lie; the cap is {MAX_RATIO}:1)"
+    )
 
 
 def _read_locals(
@@ -600,26 +626,11 @@ def _read_locals(
 
 
 def _member(entry: _Central, data_offset: int, local_extra: bytes, span_end: int) -> ZipMember:
-    return ZipMember(
-        entry.name,
-        entry.flags,
-        entry.method,
-        entry.mod_time,
-        entry.mod_date,
-        entry.crc32,
-        entry.compress_size,
-        entry.file_size,
-        entry.header_offset,
-        data_offset,
-        entry.version_made_by,
-        entry.version_needed,
-        entry.internal_attr,
-        entry.external_attr,
-        entry.extra,
-        local_extra,
-        entry.comment,
-        entry.central,
-        span_end,
+    # name .. header_offset, data_offset, version_made_by .. extra, local_extra, comment,
+    # central, span_end: ZipMember's fields in order.
+    return tuple.__new__(
+        ZipMember,
+        (*entry[:9], data_offset, *entry[9:14], local_extra, entry[14], entry[15], span_end),
     )
 
 
