@@ -32,8 +32,8 @@ from packaging.version import Version
 from wheelpatch.cli.wheelpatch import main
 
 from ..hermetic import hermetic_env
-from ..sboms import SBOM, ancestors, patch_text, validated_sbom
 from ..installed_wheels import wheelhouse_of_installed
+from ..sboms import SBOM, ancestors, patch_text, validated_sbom
 
 ROOT = Path(__file__).parents[2]
 FORK = ROOT / "plugin_examples" / "hatch-fork"

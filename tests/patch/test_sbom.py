@@ -23,7 +23,7 @@ from wheelpatch.patch.plan import PatchPlan
 from wheelpatch.wheel.verify import verify_wheel
 
 from .. import venvs
-from ..conftest import CliResult, WheelSpec, build_wheel
+from ..conftest import CliResult, build_wheel
 from ..sboms import SBOM, ancestors, metadata_diff, patch_text, validated_sbom
 from .test_clients import pip, run, uv_binary
 from .test_patch import TORCH_CONFIG, members, raw_entries, torch_spec
@@ -121,9 +121,7 @@ def test_patched_wheel_sbom(
     ]
     # The ancestor is the source, by purl and sha256; the patch is the METADATA diff.
     assert upstream["version"] == "2.0.1"
-    assert upstream["purl"] == (
-        f"pkg:pypi/torch@2.0.1?file_name={source.name.replace('+', '%2B')}"
-    )
+    assert upstream["purl"] == (f"pkg:pypi/torch@2.0.1?file_name={source.name.replace('+', '%2B')}")
     assert upstream["hashes"] == [{"alg": "SHA-256", "content": sha256(source)}]
     assert "pedigree" not in upstream
     assert patch_text(component) == diff_between(source, output)
@@ -182,7 +180,10 @@ def test_sboms_of_the_source_are_kept_and_referenced(
 ) -> None:
     spdx = b'{"spdxVersion": "SPDX-2.3"}\n'
     spec = torch_spec(
-        extra_dist_info={"sboms/auditwheel.cdx.json": AUDITWHEEL_SBOM, "sboms/vendor.spdx.json": spdx}
+        extra_dist_info={
+            "sboms/auditwheel.cdx.json": AUDITWHEEL_SBOM,
+            "sboms/vendor.spdx.json": spdx,
+        }
     )
     source = build_wheel(tmp_path, spec)
     output = patch(source, TORCH_CONFIG, "out")
@@ -242,7 +243,9 @@ def test_unreadable_earlier_provenance_is_recorded_as_such(
     assert plan.warnings[-1].startswith(
         f"{source.name}: torch-2.0.1.dist-info/wheelpatch.json: not valid JSON ("
     )
-    assert plan.warnings[-1].endswith(f"; recorded in the new history as unreadable (sha256 {digest})")
+    assert plan.warnings[-1].endswith(
+        f"; recorded in the new history as unreadable (sha256 {digest})"
+    )
     output = patch(source, TORCH_CONFIG, "out")
     [record] = provenance_of(output)["history"]
     assert record["sha256"] == digest
@@ -290,7 +293,9 @@ def test_show_prints_the_pedigree_oldest_first(
 
 
 @pytest.mark.slow
-def test_real_wheel_with_an_auditwheel_sbom(tmp_path: Path, config_file: Callable[[str], Path]) -> None:
+def test_real_wheel_with_an_auditwheel_sbom(
+    tmp_path: Path, config_file: Callable[[str], Path]
+) -> None:
     """opencv-python-headless from the local index ships ``sboms/auditwheel.cdx.json``."""
     assert OPENCV.is_file(), f"{OPENCV} is missing from the local index"
     config = config_file(
@@ -301,7 +306,10 @@ def test_real_wheel_with_an_auditwheel_sbom(tmp_path: Path, config_file: Callabl
     out = tmp_path / "out"
     assert main(["patch", "--config", str(config), "-o", str(out), str(OPENCV)]) == 0
     [output] = out.glob("*.whl")
-    assert output.name == "opencv_python_headless-4.14.0.94+stripe.2-cp37-abi3-manylinux_2_28_x86_64.whl"
+    assert (
+        output.name
+        == "opencv_python_headless-4.14.0.94+stripe.2-cp37-abi3-manylinux_2_28_x86_64.whl"
+    )
     old_info = "opencv_python_headless-4.14.0.94.dist-info"
     new_info = "opencv_python_headless-4.14.0.94+stripe.2.dist-info"
     with zipfile.ZipFile(OPENCV) as archive:
@@ -326,7 +334,9 @@ def test_real_wheel_with_an_auditwheel_sbom(tmp_path: Path, config_file: Callabl
     pip_venv = venvs.make_venv(tmp_path / "pip-venv")
     pip("--python", pip_venv.python, "install", "--no-deps", "--no-index", output)
     uv_venv = venvs.make_venv(tmp_path / "uv-venv")
-    run(uv_binary(), "pip", "install", "--python", uv_venv.python, "--no-deps", "--no-index", output)
+    run(
+        uv_binary(), "pip", "install", "--python", uv_venv.python, "--no-deps", "--no-index", output
+    )
     for venv in (pip_venv, uv_venv):
         installed = venv.dist_info("opencv_python_headless", "4.14.0.94+stripe.2")
         assert (installed / "sboms" / "auditwheel.cdx.json").read_bytes() == original

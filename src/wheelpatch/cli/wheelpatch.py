@@ -86,9 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         help="rewrite wheels with the configured overrides and local label",
         description="Rewrite each WHEEL with the override configured for its project: new local "
         "version label, edited Requires-Dist/Requires-Python, renamed .dist-info and .data, "
-        "rewritten RECORD and a wheelpatch.json provenance. Unchanged members are copied as raw "
-        "compressed bytes. Wheels no override applies to are reported and left alone. Nothing is "
-        "written unless every wheel can be patched.",
+        "rewritten RECORD, a wheelpatch.json provenance and a CycloneDX SBOM "
+        "(.dist-info/sboms/wheelpatch.cdx.json). A wheel wheelpatch patched before keeps its "
+        "history: the earlier records are carried on, back to the official file's sha256. "
+        "Unchanged members (SBOMs the wheel ships included) are copied as raw compressed bytes. "
+        "Wheels no override applies to are reported and left alone. Nothing is written unless "
+        "every wheel can be patched.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

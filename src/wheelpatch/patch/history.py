@@ -45,9 +45,7 @@ def earlier_records(
     if problem is not None:
         sha256 = hashlib.sha256(data).hexdigest()
         record = {"unreadable": problem, "sha256": sha256}
-        warning = (
-            f"{where}: {problem}; recorded in the new history as unreadable (sha256 {sha256})"
-        )
+        warning = f"{where}: {problem}; recorded in the new history as unreadable (sha256 {sha256})"
         return (record,), warning
     earlier = list(document.pop("history", []))
     return (*earlier, document), None

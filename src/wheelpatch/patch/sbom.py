@@ -275,6 +275,4 @@ def render_sbom(
     references: Sequence[BomReference] = (),
 ) -> bytes:
     """:func:`sbom_document` as written to ``sboms/wheelpatch.cdx.json``: indented UTF-8 JSON."""
-    return _encode(
-        sbom_document(provenance, name=name, metadata=metadata, references=references)
-    )
+    return _encode(sbom_document(provenance, name=name, metadata=metadata, references=references))

@@ -138,14 +138,18 @@ def _describe_installed(name: str, python: str) -> dict[str, Any]:
     return _summary(document, provenance, where, found.get("sboms") or [])
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _step_line(number: int, step: dict[str, Any]) -> str:
     if "unreadable" in step:
         return (
             f"{number}. an unreadable wheelpatch.json (sha256 {step.get('sha256')}): "
             f"{step['unreadable']}; what came before it is unknown"
         )
-    config = step.get("config") if isinstance(step.get("config"), dict) else {}
-    versions = step.get("version") if isinstance(step.get("version"), dict) else {}
+    config = _dict(step.get("config"))
+    versions = _dict(step.get("version"))
     by = config.get("override") or "the label only"
     if config.get("path"):
         by += f" of {config['path']}"
@@ -157,7 +161,7 @@ def _step_line(number: int, step: dict[str, Any]) -> str:
             line += f" from git {git.get('describe')} ({git.get('commit')})"
             line += " (dirty)" if git.get("dirty") else ""
         return line + f" as {versions.get('after')}, with {by}"
-    source = step.get("source") if isinstance(step.get("source"), dict) else {}
+    source = _dict(step.get("source"))
     return (
         f"{number}. {source.get('filename')} (sha256 {source.get('sha256')}) patched into "
         f"{step.get('filename')} with {by}, by wheelpatch {step.get('wheelpatch')}"
