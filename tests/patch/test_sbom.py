@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packageurl import PackageURL
 
 from wheelpatch import load_config, patch_wheel, plan_wheel
 from wheelpatch.cli.wheelpatch import main
 from wheelpatch.patch.plan import PatchPlan
+from wheelpatch.patch.sbom import purl
 from wheelpatch.wheel.verify import verify_wheel
 
 from .. import venvs
@@ -74,6 +76,33 @@ def diff_between(before: Path, after: Path) -> str:
         f"{old}/METADATA",
         f"{new}/METADATA",
     )
+
+
+_TORCH_FILE = "torch-2.14.1+stripe.2-cp311-cp311-linux_x86_64.whl"
+_ZOPE_FILE = "zope_interface_extra-1!2.0rc1+cpu.s.1-py3-none-any.whl"
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "filename", "expected_name"),
+    [
+        pytest.param("torch", "2.14.1+stripe.2", _TORCH_FILE, "torch", id="label"),
+        pytest.param(
+            "Zope.Interface_Extra", "1!2.0rc1+cpu.s.1", _ZOPE_FILE, "zope.interface-extra",
+            id="epoch-dots-underscore",
+        ),
+        pytest.param("tensorfork", "2.0.1+stripe.2.1.abc", None, "tensorfork", id="no-file"),
+    ],
+)  # fmt: skip
+def test_purl_is_what_the_reference_parser_reads(
+    name: str, version: str, filename: str | None, expected_name: str
+) -> None:
+    """packageurl-python (the purl reference implementation) reads back exactly what was meant."""
+    text = purl(name, version, filename)
+    assert "+" not in text
+    parsed = PackageURL.from_string(text)
+    assert (parsed.type, parsed.name, parsed.version) == ("pypi", expected_name, version)
+    assert parsed.qualifiers == ({"file_name": filename} if filename else {})
+    assert parsed.to_string() == text
 
 
 @pytest.fixture
@@ -232,16 +261,35 @@ def test_sbom_is_deterministic(
     assert other["metadata"]["component"] == document["metadata"]["component"]
 
 
+_LONG_HISTORY = json.dumps({"schema": 1, "history": [{"schema": 1}] * 64}).encode()
+
+
+@pytest.mark.parametrize(
+    ("earlier", "problem"),
+    [
+        pytest.param(b"{not json\n", "not valid JSON (", id="not-json"),
+        pytest.param(b"[1, 2]\n", "not a JSON object", id="not-an-object"),
+        pytest.param(b'{"schema": 2}\n', "schema 2 is not 1", id="other-schema"),
+        pytest.param(b"[" * 100_000, "not valid JSON (nested too deeply)", id="nested-too-deeply"),
+        pytest.param(
+            b'{"schema": 1, "history": [3]}', "its history is not a list of", id="history"
+        ),
+        pytest.param(_LONG_HISTORY, "its history has more than 63 records", id="history-too-long"),
+    ],
+)
 def test_unreadable_earlier_provenance_is_recorded_as_such(
-    tmp_path: Path, config_file: Callable[[str], Path], patch: Callable[..., Path]
+    tmp_path: Path,
+    config_file: Callable[[str], Path],
+    patch: Callable[..., Path],
+    earlier: bytes,
+    problem: str,
 ) -> None:
-    broken = b"{not json\n"
-    source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": broken}))
+    source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": earlier}))
     plan = plan_wheel(source, load_config(config_file(TORCH_CONFIG)))
     assert isinstance(plan, PatchPlan)
-    digest = hashlib.sha256(broken).hexdigest()
+    digest = hashlib.sha256(earlier).hexdigest()
     assert plan.warnings[-1].startswith(
-        f"{source.name}: torch-2.0.1.dist-info/wheelpatch.json: not valid JSON ("
+        f"{source.name}: torch-2.0.1.dist-info/wheelpatch.json: {problem}"
     )
     assert plan.warnings[-1].endswith(
         f"; recorded in the new history as unreadable (sha256 {digest})"
@@ -249,10 +297,26 @@ def test_unreadable_earlier_provenance_is_recorded_as_such(
     output = patch(source, TORCH_CONFIG, "out")
     [record] = provenance_of(output)["history"]
     assert record["sha256"] == digest
-    assert record["unreadable"].startswith("not valid JSON")
+    assert record["unreadable"].startswith(problem)
     _, upstream = ancestors(sbom_of(output))
     assert upstream["hashes"][0]["content"] == sha256(source)
     assert upstream["pedigree"]["notes"].startswith("an earlier wheelpatch.json could not be read")
+
+
+def test_the_longest_history_kept_still_makes_a_valid_sbom(
+    tmp_path: Path, patch: Callable[..., Path]
+) -> None:
+    records = [
+        {"schema": 1, "source": {"filename": f"torch-{i}.whl", "sha256": f"{i:064x}"}}
+        for i in range(63)
+    ]
+    earlier = json.dumps({"schema": 1, "history": records}).encode()
+    source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": earlier}))
+    output = patch(source, TORCH_CONFIG, "out")
+    chain = ancestors(sbom_of(output))
+    assert len(chain) == 1 + 64
+    assert chain[-1]["hashes"][0]["content"] == f"{0:064x}"
+    assert len(provenance_of(output)["history"]) == 64
 
 
 def test_show_prints_the_pedigree_oldest_first(

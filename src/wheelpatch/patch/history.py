@@ -16,7 +16,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["earlier_records"]
+__all__ = ["MAX_RECORDS", "earlier_records"]
+
+#: The most records a history keeps (the SBOM nests one ancestor per record): a longer one is no
+#: real wheel's, and is recorded as unreadable.
+MAX_RECORDS = 64
 
 
 def earlier_records(
@@ -33,6 +37,8 @@ def earlier_records(
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         problem = f"not valid JSON ({exc})"
+    except RecursionError:
+        problem = "not valid JSON (nested too deeply)"
     else:
         if not isinstance(document, dict):
             problem = "not a JSON object"
@@ -42,6 +48,8 @@ def earlier_records(
             isinstance(r, dict) for r in document.get("history", [])
         ):
             problem = "its history is not a list of objects"
+        elif len(document.get("history", [])) >= MAX_RECORDS:
+            problem = f"its history has more than {MAX_RECORDS - 1} records"
     if problem is not None:
         sha256 = hashlib.sha256(data).hexdigest()
         record = {"unreadable": problem, "sha256": sha256}

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from packaging.utils import canonicalize_name
-
 from .. import __version__
 
 __all__ = ["SBOM_NAME", "SPEC_VERSION", "BomReference", "render_sbom", "sbom_document"]
@@ -56,11 +54,13 @@ class BomReference:
     digest: tuple[str, str] | None
 
 
-def purl(project: str, version: str, filename: str | None = None) -> str:
-    """The package URL of a PyPI distribution (purl spec, type ``pypi``): the name normalized
-    with ``-``, the version and the ``file_name`` qualifier percent-encoded (``+`` is ``%2B``)."""
-    name = canonicalize_name(project)
-    text = f"pkg:pypi/{quote(name, safe='')}@{quote(version, safe='')}"
+def purl(project: str, version: str | None, filename: str | None = None) -> str:
+    """The package URL of a PyPI distribution (purl spec, type ``pypi``): the name lowercased
+    with ``_`` as ``-`` (as the spec and its reference implementation say: dots stay), the
+    version and the ``file_name`` qualifier percent-encoded (``+`` is ``%2B``)."""
+    text = f"pkg:pypi/{quote(project.lower().replace('_', '-'), safe='')}"
+    if version:
+        text += f"@{quote(version, safe='')}"
     if filename:
         text += f"?file_name={quote(filename, safe='')}"
     return text
@@ -145,13 +145,12 @@ def _pedigree(records: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]
         return {"notes": f"an earlier wheelpatch.json could not be read: {record['unreadable']}"}
     pedigree: dict[str, Any] = {}
     source = _mapping(record.get("source"))
-    project = _text(record.get("project")) or name
     before, _ = _versions(record)
     if source:
         ancestor: dict[str, Any] = {"type": "library", "name": name}
         if before is not None:
             ancestor["version"] = before
-            ancestor["purl"] = purl(project, before, _text(source.get("filename")))
+            ancestor["purl"] = purl(name, before, _text(source.get("filename")))
         sha256 = _text(source.get("sha256"))
         if sha256 is not None:
             ancestor["hashes"] = [{"alg": "SHA-256", "content": sha256}]
@@ -169,12 +168,14 @@ def _pedigree(records: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]
     return pedigree or None
 
 
-def _properties(record: Mapping[str, Any]) -> list[dict[str, str]]:
+def _properties(record: Mapping[str, Any], is_build: bool) -> list[dict[str, str]]:
     properties = [{"name": "wheelpatch:file-sha256", "value": _NO_FILE_HASH}]
     git = _git(record)
     if _text(git.get("describe")) is not None:
-        properties.append({"name": "wheelpatch:git-describe", "value": git["describe"]})
-        properties.append({"name": "wheelpatch:git-dirty", "value": str(bool(git.get("dirty")))})
+        # A build's git is the component's source; a patch's, the configuration's (its label).
+        prefix = "wheelpatch:git" if is_build else "wheelpatch:config-git"
+        properties.append({"name": f"{prefix}-describe", "value": git["describe"]})
+        properties.append({"name": f"{prefix}-dirty", "value": str(bool(git.get("dirty")))})
     properties.append({"name": "wheelpatch:provenance", "value": "wheelpatch.json"})
     return properties
 
@@ -193,15 +194,14 @@ def sbom_document(
     history = provenance.get("history")
     records = [r for r in history if isinstance(r, Mapping)] if isinstance(history, list) else []
     records.append(provenance)
-    project = _text(provenance.get("project")) or name
     _, after = _versions(provenance)
     is_build = isinstance(provenance.get("build"), Mapping)
     component: dict[str, Any] = {"type": "library"}
-    version = after or "0"
-    identity = purl(project, version, _text(provenance.get("filename")))
+    identity = purl(name, after, _text(provenance.get("filename")))
     component["bom-ref"] = identity
     component["name"] = name
-    component["version"] = version
+    if after is not None:
+        component["version"] = after
     component["purl"] = identity
     if metadata is not None:
         component["components"] = [
@@ -214,7 +214,7 @@ def sbom_document(
     pedigree = _pedigree(records, name)
     if pedigree:
         component["pedigree"] = pedigree
-    component["properties"] = _properties(provenance)
+    component["properties"] = _properties(provenance, is_build)
     meta: dict[str, Any] = {}
     created = _text(provenance.get("created"))
     if created is not None:
