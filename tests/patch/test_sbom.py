@@ -308,13 +308,15 @@ def test_the_longest_history_kept_still_makes_a_valid_sbom(
 ) -> None:
     records = [
         {"schema": 1, "source": {"filename": f"torch-{i}.whl", "sha256": f"{i:064x}"}}
-        for i in range(63)
+        for i in range(64)
     ]
-    earlier = json.dumps({"schema": 1, "history": records}).encode()
+    earlier = json.dumps({**records[-1], "history": records[:-1]}).encode()
     source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": earlier}))
     output = patch(source, TORCH_CONFIG, "out")
     chain = ancestors(sbom_of(output))
-    assert len(chain) == 1 + 64
+    # The component, the wheel patched now, and the 64 files its records were patched from.
+    assert len(chain) == 1 + 1 + 64
+    assert chain[1]["hashes"][0]["content"] == sha256(source)
     assert chain[-1]["hashes"][0]["content"] == f"{0:064x}"
     assert len(provenance_of(output)["history"]) == 64
 
