@@ -10,6 +10,7 @@ and pass ``wheelpatch verify`` and installer's ``validate_record``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from wheelpatch.cli.wheelpatch import main
 
 from ..hermetic import hermetic_env
 from ..installed_wheels import wheelhouse_of_installed
+from ..sboms import SBOM, ancestors, patch_text, validated_sbom
 
 ROOT = Path(__file__).parents[2]
 FORK = ROOT / "plugin_examples" / "hatch-fork"
@@ -121,7 +123,23 @@ def check_wheel(wheel: Path, version: str) -> tuple[bytes, dict[str, Any]]:
         names = archive.namelist()
         metadata = archive.read(f"{dist_info}/METADATA")
         provenance = json.loads(archive.read(f"{dist_info}/wheelpatch.json"))
+        sbom = validated_sbom(archive.read(f"{dist_info}/{SBOM}"))
     assert {name.split("/")[0] for name in names} == {"tensorfork", dist_info}
+    # A build has no ancestor: its git commit is the pedigree, its override the patch.
+    [component] = ancestors(sbom)
+    assert component["version"] == version
+    assert component["purl"] == f"pkg:pypi/tensorfork@{version.replace('+', '%2B')}"
+    assert sbom["metadata"]["lifecycles"] == [{"phase": "build"}]
+    git_info = provenance["git"]
+    assert component["pedigree"]["commits"] == [{"uid": git_info["commit"]}]
+    properties = {p["name"]: p["value"] for p in component["properties"]}
+    assert properties["wheelpatch:git-describe"] == git_info["describe"]
+    removed_lines = {line for line in patch_text(component).splitlines() if line[:1] == "-"}
+    assert removed_lines == {
+        f"-{c['field']}: {c['before']}" for c in provenance["changes"] if c["before"] is not None
+    }
+    [issue] = component["pedigree"]["patches"][0]["resolves"]
+    assert issue["id"] == OVERRIDE
     headers = BytesHeaderParser().parsebytes(metadata)
     assert headers["Version"] == version
     assert headers.get_all("Requires-Dist") == REQUIRES
@@ -196,6 +214,23 @@ def test_pip_wheel_and_prepare_metadata_agree(
     assert "Provenance: built by hatchling " in shown
     assert f"git {provenance['git']['describe']}" in shown
     assert "removed Requires-Dist: triton==2.0.0" in shown
+    assert f"  1. built by hatchling {provenance['build']['hatchling']} from git " in shown
+    # The fork's wheel patched in turn: its ancestor is the build, which names its commit.
+    config = tmp_path / "patch.toml"
+    config.write_text('[tool.wheelpatch]\nlocal-version = "site.1"\n'
+                      '[tool.wheelpatch.overrides.tensorfork]\nadd = ["packaging"]\n')  # fmt: skip
+    patched_dir = tmp_path / "patched"
+    assert main(["patch", "--config", str(config), "-o", str(patched_dir), str(wheel)]) == 0
+    [patched] = patched_dir.glob("*.whl")
+    patched_info = f"tensorfork-{version}.site.1.dist-info"
+    with zipfile.ZipFile(patched) as archive:
+        component, built = ancestors(validated_sbom(archive.read(f"{patched_info}/{SBOM}")))
+        history = json.loads(archive.read(f"{patched_info}/wheelpatch.json"))["history"]
+    assert built["hashes"][0]["content"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert built["pedigree"]["commits"] == [{"uid": git(repo, "rev-parse", "HEAD")}]
+    assert component["version"] == f"{version}.site.1"
+    assert "+Requires-Dist: packaging\n" in patch_text(component)
+    assert history == [{k: v for k, v in provenance.items() if k != "history"}]
 
 
 def test_uv_build_then_uv_and_pip_install(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -226,10 +227,20 @@ def test_show_wheel_and_provenance(cli: Cli, project: Path) -> None:
         "  filelock",
     ]
     assert "Provenance: patched by wheelpatch" in result.out
-    assert result.out.splitlines()[-2:] == [
+    lines = result.out.splitlines()
+    start = lines.index("Pedigree (oldest first):")
+    assert lines[start - 2 : start] == [
         "  set Version: 2.0.1 -> 2.0.1+stripe.2  (tool.wheelpatch.local-version)",
         "  removed Requires-Dist: triton==2.0.0  (tool.wheelpatch.overrides.torch.remove[0])",
     ]
+    digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
+    assert lines[start + 1] == f"  upstream: {wheels[0].name} (sha256 {digest})"
+    assert lines[start + 2].startswith(f"  1. {wheels[0].name} (sha256 {digest}) patched into ")
+    assert lines[start + 3 : start + 5] == [
+        "     set Version: 2.0.1 -> 2.0.1+stripe.2  (tool.wheelpatch.local-version)",
+        "     removed Requires-Dist: triton==2.0.0  (tool.wheelpatch.overrides.torch.remove[0])",
+    ]
+    assert lines[-1] == "SBOMs: sboms/wheelpatch.cdx.json"
     assert "None" not in result.out
     original = cli("show", "--json", wheels[0])
     data = json.loads(original.out)

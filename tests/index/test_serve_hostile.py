@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import WheelSpec, build_wheel
+from ..sboms import SBOM, ancestors, validated_sbom
 from .serving import file_url, get, pypiserver, serve
 from .test_clients import static_server
 from .test_serve_faults import TORCH_REQUIRES, json_page, listed, one_line
@@ -127,7 +128,14 @@ def test_source_date_epoch_is_part_of_what_a_wheel_is(
     assert again["hashes"] == {"sha256": hashlib.sha256(answer.body).hexdigest()}
     with zipfile.ZipFile(io.BytesIO(answer.body)) as archive:
         provenance = json.loads(archive.read("torch-2.0.1+stripe.2.dist-info/wheelpatch.json"))
+        sbom = validated_sbom(archive.read(f"torch-2.0.1+stripe.2.dist-info/{SBOM}"))
     assert provenance["created"].startswith("2023-11-14T22:13:20")
+    # The SBOM served, whose size the page announced before the wheel was built, is stamped too
+    # and names the upstream file by its sha256.
+    assert sbom["metadata"]["timestamp"] == provenance["created"]
+    [upstream] = wheelhouse.glob("torch-2.0.1-*.whl")
+    _, ancestor = ancestors(sbom)
+    assert ancestor["hashes"][0]["content"] == hashlib.sha256(upstream.read_bytes()).hexdigest()
 
 
 def test_weak_and_star_if_none_match(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from wheelpatch.patch.plan import plan_patch
 from wheelpatch.wheel.source_wheel import read_wheel
 
 from ..conftest import CliResult, WheelSpec, build_wheel, snapshot
+from ..sboms import SBOM, ancestors, metadata_diff, patch_text, validated_sbom
 
 CONFIG = """\
 [tool.wheelpatch]
@@ -139,6 +140,21 @@ def test_installs_patched_wheel_with_every_scheme(
     provenance = json.loads((dist_info / "wheelpatch.json").read_text("utf-8"))
     assert provenance["source"]["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert provenance["version"] == {"before": "2.0.1", "after": "2.0.1+stripe.2"}
+    # The installed dist's SBOM: valid CycloneDX 1.6, the wheel installed as its ancestor, the
+    # METADATA diff as its patch (RECORD lists it, as every file: checked below).
+    component, ancestor = ancestors(validated_sbom((dist_info / SBOM).read_bytes()))
+    assert component["version"] == "2.0.1+stripe.2"
+    assert ancestor["hashes"] == [
+        {"alg": "SHA-256", "content": hashlib.sha256(wheel.read_bytes()).hexdigest()}
+    ]
+    with zipfile.ZipFile(wheel) as archive:
+        old_metadata = archive.read("torch-2.0.1.dist-info/METADATA")
+    assert patch_text(component) == metadata_diff(
+        old_metadata,
+        (dist_info / "METADATA").read_bytes(),
+        "torch-2.0.1.dist-info/METADATA",
+        "torch-2.0.1+stripe.2.dist-info/METADATA",
+    )
     # .data/scripts gets its shebang rewritten for the interpreter; console scripts are made.
     interpreter = probe(None).interpreter
     assert (env / "bin" / "torch-tool").read_bytes() == f"#!{interpreter}\nprint('tool')\n".encode()

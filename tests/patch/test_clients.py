@@ -372,8 +372,10 @@ def test_wheel_unpack_checks_hashes_and_sees_new_version(patched: Patched, tmp_p
         "METADATA",
         "RECORD",
         "WHEEL",
+        "sboms",
         "wheelpatch.json",
     ]
+    assert [p.name for p in (dist_info / "sboms").iterdir()] == ["wheelpatch.cdx.json"]
     assert (dist_info / "METADATA").read_bytes() == TORCH_METADATA
     data = unpacked / f"torch-{NEW_VERSION}.data"
     assert (data / "scripts" / SCRIPT).read_bytes() == SCRIPT_BODY

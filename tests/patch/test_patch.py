@@ -120,6 +120,7 @@ def test_patch_torch_like_wheel(
     names = list(new)
     assert names[-1] == f"{info}/RECORD"
     assert names[-2] == f"{info}/wheelpatch.json"
+    assert names[-3] == f"{info}/sboms/wheelpatch.cdx.json"
     first_info = min(i for i, n in enumerate(names) if n.startswith(info))
     assert all(n.startswith(info) for n in names[first_info:])
     with WheelFile.open(output) as wheel:
@@ -390,7 +391,8 @@ def test_zip64_archive_with_more_than_65535_members(
     output = patch_wheel(source, out_dir, config)
     assert output is not None
     with zipfile.ZipFile(output) as archive:
-        assert len(archive.infolist()) == 66_000 + 4  # METADATA, WHEEL, wheelpatch.json, RECORD
+        # METADATA, WHEEL, sboms/wheelpatch.cdx.json, wheelpatch.json, RECORD
+        assert len(archive.infolist()) == 66_000 + 5
         assert archive.testzip() is None
     raw = output.read_bytes()
     assert b"PK\x06\x06" in raw[-200:]  # the ZIP64 end record is there

@@ -51,6 +51,18 @@ WHEELS: dict[str, Callable[[Path], Path]] = {
     "signed": lambda d: build_wheel(
         d, WheelSpec(extra_dist_info={"RECORD.jws": b"{}", "LICENSE": b"MIT\n" * 100})
     ),
+    # An SBOM kept and referenced, and the earlier provenance carried on in the new history.
+    "re-patched-with-sbom": lambda d: build_wheel(
+        d,
+        WheelSpec(
+            requires=["triton==2.0"],
+            extra_dist_info={
+                "sboms/auditwheel.cdx.json": b'{"bomFormat": "CycloneDX"}\n',
+                "wheelpatch.json": b'{"schema": 1, "source": {"filename": "demo-0.whl", '
+                b'"sha256": "00"}, "history": []}\n',
+            },
+        ),
+    ),
     "data-descriptor": lambda d: _crafted(d, descriptor=True),
     "zip64-records": lambda d: _crafted(d, zip64=True),
 }

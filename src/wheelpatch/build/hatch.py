@@ -9,8 +9,9 @@ A thin adapter between hatchling's three plugin interfaces and :mod:`wheelpatch.
   ``prepare_metadata_for_build_wheel``;
 - the **metadata hook** ``wheelpatch`` applies the project's override to the requirement fields
   it declares (``dependencies``, ``optional-dependencies``), which ``project.dynamic`` lists;
-- the **build hook** ``wheelpatch`` writes ``wheelpatch.json`` into the wheel's ``.dist-info``
-  (and ``.wheelpatch.json`` into an sdist, which a wheel built from that sdist carries on).
+- the **build hook** ``wheelpatch`` writes ``wheelpatch.json`` and the SBOM
+  ``sboms/wheelpatch.cdx.json`` into the wheel's ``.dist-info`` (and ``.wheelpatch.json`` into an
+  sdist, which a wheel built from that sdist carries on).
 
 An sdist records the labelled version and the edited requirements in its PKG-INFO; hatchling
 takes dynamic fields from PKG-INFO when it builds from an unpacked sdist, so the wheel gets the
@@ -424,22 +425,27 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         from ..patch.provenance import PROVENANCE_NAME, encode
+        from ..patch.sbom import SBOM_NAME, render_sbom
 
+        files: dict[str, bytes] = {}
+        document = self.provenance()
         if self.target_name == "wheel" and version != "editable":
             project_id = getattr(self.build_config.builder, "artifact_project_id", None)
             if not isinstance(project_id, str):
                 return  # a hatchling without it: leave the wheel as hatchling makes it
-            destination = f"{project_id}.dist-info/{PROVENANCE_NAME}"
+            sbom = render_sbom(document, name=self.metadata.core.raw_name)
+            files[f"{project_id}.dist-info/{SBOM_NAME}"] = sbom
+            files[f"{project_id}.dist-info/{PROVENANCE_NAME}"] = encode(document)
         elif self.target_name == "sdist":
-            destination = SDIST_PROVENANCE_NAME
+            files[SDIST_PROVENANCE_NAME] = encode(document)
         else:
             return
-        document = encode(self.provenance())
         self._scratch = tempfile.TemporaryDirectory(prefix="wheelpatch-")
-        path = os.path.join(self._scratch.name, PROVENANCE_NAME)
-        with open(path, "wb") as stream:
-            stream.write(document)
-        build_data["force_include"][path] = destination
+        for index, (destination, data) in enumerate(files.items()):
+            path = os.path.join(self._scratch.name, f"{index}-{os.path.basename(destination)}")
+            with open(path, "wb") as stream:
+                stream.write(data)
+            build_data["force_include"][path] = destination
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         if self._scratch is not None:

@@ -85,9 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         help="rewrite wheels with the configured overrides and local label",
         description="Rewrite each WHEEL with the override configured for its project: new local "
         "version label, edited Requires-Dist/Requires-Python, renamed .dist-info and .data, "
-        "rewritten RECORD and a wheelpatch.json provenance. Unchanged members are copied as raw "
-        "compressed bytes. Wheels no override applies to are reported and left alone. Nothing is "
-        "written unless every wheel can be patched.",
+        "rewritten RECORD, a wheelpatch.json provenance and a CycloneDX SBOM "
+        "(.dist-info/sboms/wheelpatch.cdx.json). A wheel wheelpatch patched before keeps its "
+        "history: the earlier records are carried on, back to the official file's sha256. "
+        "Unchanged members (SBOMs the wheel ships included) are copied as raw compressed bytes. "
+        "Wheels no override applies to are reported and left alone. Nothing is written unless "
+        "every wheel can be patched.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -141,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Print name, version, Requires-Python, Requires-Dist and the wheelpatch "
         "provenance (if any) of a wheel file or of a distribution installed in an environment: "
         "the one of --python, else the active virtual environment ($VIRTUAL_ENV), else the one "
-        "wheelpatch runs in.",
+        "wheelpatch runs in. The pedigree follows: the upstream file and its sha256, then every "
+        "patch (or build) oldest first, from wheelpatch.json and its history; then the SBOMs in "
+        ".dist-info/sboms/. --json gives all of it (keys provenance, pedigree, sboms).",
         epilog=_SHOW_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -405,7 +410,7 @@ def _patch_all(
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
-    from ..patch.show import describe_target  # noqa: PLC0415
+    from ..patch.show import describe_target, pedigree_lines  # noqa: PLC0415
     from ..wheel.metadata import describe_change  # noqa: PLC0415 - only this command needs them
 
     if args.python is None and not (args.target.endswith(".whl") or Path(args.target).is_file()):
@@ -455,6 +460,10 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
             )
             rule = change.get("rule")
             print(f"  {line}" + (f"  ({rule})" if rule else ""), file=out)
+    for line in pedigree_lines(info["pedigree"]):
+        print(line, file=out)
+    if info["sboms"]:
+        print(f"SBOMs: {', '.join(info['sboms'])}", file=out)
     return EXIT_OK
 
 

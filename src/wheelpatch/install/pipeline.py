@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EXIT_INPUT, WheelpatchError
-from ..patch.plan import PROVENANCE_NAME
-from ..patch.provenance import render_provenance
+from ..patch.provenance import render_generated
 from ..rules.config import Config
 from ..wheel.digest import FileDigest, HashProcess
 from .environment import TargetEnvironment
@@ -234,7 +233,7 @@ def _install_one(
             return files
         sha256 = digest.result()
         if patch is not None:
-            files[PROVENANCE_NAME] = render_provenance(patch, sha256, _source_date_epoch())
+            files.update(render_generated(patch, sha256, _source_date_epoch()))
         if prepared.given_path:
             files["direct_url.json"] = direct_url(prepared.wheel.path, sha256)
         return files

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -21,9 +22,12 @@ from ..rules.requirements import edit_requirements
 from ..wheel.metadata import Change, MetadataDocument
 from ..wheel.record import Record, RecordRow, digest_bytes
 from ..wheel.source_wheel import SourceWheel
+from .history import earlier_records
+from .sbom import SBOM_NAME, BomReference
 
 __all__ = [
     "PROVENANCE_NAME",
+    "SBOM_NAME",
     "Change",
     "MetadataPlan",
     "PatchPlan",
@@ -60,6 +64,8 @@ class PatchPlan:
     dropped: tuple[str, ...]
     warnings: tuple[str, ...]
     git: Mapping[str, object] | None = field(default=None, compare=False)
+    #: The source's earlier provenance records, oldest first (see :mod:`.history`).
+    history: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def old_version(self) -> Version:
@@ -78,6 +84,10 @@ class PatchPlan:
         return f"{self.dist_info}/{PROVENANCE_NAME}"
 
     @property
+    def sbom_path(self) -> str:
+        return f"{self.dist_info}/{SBOM_NAME}"
+
+    @property
     def replaced(self) -> frozenset[str]:
         """Source members not copied: written fresh, dropped, or superseded."""
         source = self.wheel
@@ -86,9 +96,26 @@ class PatchPlan:
                 source.metadata_path,
                 source.record_path,
                 f"{source.dist_info}/{PROVENANCE_NAME}",
+                f"{source.dist_info}/{SBOM_NAME}",
                 *self.dropped,
             }
         )
+
+    def kept_sboms(self) -> tuple[BomReference, ...]:
+        """The source's other SBOMs (``.dist-info/sboms/``), copied as they are: each with its
+        path in that directory and the digest RECORD gives it."""
+        prefix = f"{self.wheel.dist_info}/sboms/"
+        replaced = self.replaced
+        rows = self.wheel.record.by_path()
+        kept = []
+        for member in self.wheel.archive.members:
+            name = member.name
+            if not name.startswith(prefix) or member.is_dir or name in replaced:
+                continue
+            row = rows.get(name)
+            digest = (row.algorithm, row.digest.hex()) if row is not None and row.hash else None
+            kept.append(BomReference(name[len(prefix) :], digest))
+        return tuple(sorted(kept, key=lambda r: r.path))
 
     def rename(self, name: str) -> str:
         """Where source member ``name`` goes in the patched wheel."""
@@ -99,8 +126,9 @@ class PatchPlan:
             return f"{self.data_dir}{sep}{rest}"
         return name
 
-    def record(self, provenance: bytes) -> bytes:
-        """The new RECORD, given the provenance file's bytes."""
+    def record(self, generated: Mapping[str, bytes]) -> bytes:
+        """The new RECORD, given the files written into the ``.dist-info`` beside METADATA
+        (the provenance and the SBOM), by their path in it."""
         source: Record = self.wheel.record
         rows: list[RecordRow] = []
         meta_hash, meta_size = digest_bytes(self.metadata)
@@ -115,8 +143,9 @@ class PatchPlan:
                 rows.append(source.row(new_path, row.hash, row.size))
             else:
                 rows.append(row)
-        prov_hash, prov_size = digest_bytes(provenance)
-        rows.append(source.row(self.provenance_path, prov_hash, prov_size))
+        for name, data in generated.items():
+            file_hash, file_size = digest_bytes(data)
+            rows.append(source.row(f"{self.dist_info}/{name}", file_hash, file_size))
         rows.append(source.row(self.record_path, "", ""))
         return Record.render(rows)
 
@@ -263,6 +292,9 @@ def plan_patch(
     )
     if isinstance(edit, str):
         return Unchanged(wheel, edit)
+    history, warning = earlier_records(
+        wheel.provenance_bytes, f"{wheel.filename}: {wheel.dist_info}/{PROVENANCE_NAME}"
+    )
     return PatchPlan(
         wheel=wheel,
         override=edit.override,
@@ -276,6 +308,7 @@ def plan_patch(
         metadata=edit.metadata,
         changes=edit.changes,
         dropped=wheel.signatures,
-        warnings=edit.warnings,
+        warnings=(*edit.warnings, warning) if warning else edit.warnings,
         git=config.git.as_json() if config.git is not None else None,
+        history=history,
     )

@@ -10,11 +10,19 @@ Schema (``"schema": 1``):
 - ``project``; ``version``: ``before`` and ``after``; ``filename``: the patched wheel's name.
 - ``changes``: one object per edit of METADATA: ``field``, ``action`` (set, remove, replace,
   relax, add), ``before``, ``after`` (null where there is none) and ``rule`` (the TOML key).
+- ``diff``: the unified diff of METADATA the edits make (null for a build: there was no
+  METADATA before).
 - ``config``: ``path`` (relative to its repository root, else its file name), ``override`` (the
   TOML key of the table applied) and ``digest`` (sha256 of that table and the label used).
 - ``dropped``: members left out (signatures, which any change invalidates).
 - ``git``: ``describe``, ``commit`` and ``dirty`` when the label came from git, else null.
 - ``created``: ISO 8601 UTC time from ``SOURCE_DATE_EPOCH``, or null.
+- ``history``: the records of the wheel that was patched, if wheelpatch patched or built it
+  before: its own document without ``history``, after the records of its history, oldest first
+  (see :mod:`.history`); ``[]`` for a wheel with no earlier provenance.
+
+``diff`` and ``history`` were added without changing ``schema``: a reader of the other keys
+reads them as before.
 
 A wheel or sdist built by hatchling with the plugin carries the same document with ``source`` and
 ``filename`` null (nothing was patched; hatchling names the file), ``version.before`` the version
@@ -27,6 +35,7 @@ before labelling, ``git`` whenever the project is in a git repository with a tag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -34,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .plan import PROVENANCE_NAME
+from .sbom import SBOM_NAME, render_sbom
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -49,6 +59,7 @@ __all__ = [
     "build_provenance_document",
     "encode",
     "provenance_document",
+    "render_generated",
     "render_provenance",
 ]
 
@@ -80,6 +91,8 @@ def _document(
     dropped: Sequence[str],
     git: Mapping[str, object] | None,
     source_date_epoch: str | None,
+    diff: str | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The keys every provenance document has, in their fixed order."""
     return {
@@ -90,6 +103,7 @@ def _document(
         "version": {"before": str(before), "after": str(after)},
         "filename": filename,
         "changes": [c.as_json() for c in changes],
+        "diff": diff,
         "config": {
             "path": config_path,
             "override": override.key if override is not None else None,
@@ -98,6 +112,7 @@ def _document(
         "dropped": list(dropped),
         "git": dict(git) if git is not None else None,
         "created": _created(source_date_epoch),
+        "history": [dict(record) for record in history],
     }
 
 
@@ -154,6 +169,8 @@ def provenance_document(
         dropped=plan.dropped,
         git=plan.git,
         source_date_epoch=source_date_epoch,
+        diff=plan.metadata_diff(),
+        history=plan.history,
     )
 
 
@@ -161,3 +178,19 @@ def render_provenance(
     plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
 ) -> bytes:
     return encode(provenance_document(plan, source_sha256, source_date_epoch))
+
+
+def render_generated(
+    plan: PatchPlan, source_sha256: str, source_date_epoch: str | None = None
+) -> dict[str, bytes]:
+    """The files a patch writes into the ``.dist-info`` beside METADATA, by their path in it,
+    in the order they are written: the SBOM, then ``wheelpatch.json``."""
+    document = provenance_document(plan, source_sha256, source_date_epoch)
+    metadata_sha256 = hashlib.sha256(plan.metadata).hexdigest()
+    sbom = render_sbom(
+        document,
+        name=plan.wheel.metadata.get("Name") or plan.wheel.name,
+        metadata=(plan.metadata_path, metadata_sha256),
+        references=plan.kept_sboms(),
+    )
+    return {SBOM_NAME: sbom, PROVENANCE_NAME: encode(document)}

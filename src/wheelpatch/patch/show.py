@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InvalidWheel, WheelpatchError
-from ..wheel.archive import read_member
-from ..wheel.metadata import MetadataDocument, MetadataError
-from ..wheel.source_wheel import METADATA_CAP, read_wheel
+from ..wheel.metadata import MetadataDocument, MetadataError, describe_change
+from ..wheel.source_wheel import read_wheel
 from .plan import PROVENANCE_NAME
 
-__all__ = ["describe_target"]
+__all__ = ["describe_target", "pedigree", "pedigree_lines"]
 
 
 def describe_target(target: str, python: str | None = None) -> dict[str, Any]:
@@ -28,7 +27,9 @@ def describe_target(target: str, python: str | None = None) -> dict[str, Any]:
     return _describe_installed(target, python or sys.executable)
 
 
-def _summary(document: MetadataDocument, provenance: Any, source: str) -> dict[str, Any]:
+def _summary(
+    document: MetadataDocument, provenance: Any, source: str, sboms: list[str]
+) -> dict[str, Any]:
     return {
         "source": source,
         "name": document.get("Name"),
@@ -36,7 +37,26 @@ def _summary(document: MetadataDocument, provenance: Any, source: str) -> dict[s
         "requires_python": document.get("Requires-Python"),
         "requires_dist": document.get_all("Requires-Dist"),
         "provenance": provenance,
+        "pedigree": pedigree(provenance),
+        "sboms": sboms,
     }
+
+
+def pedigree(provenance: Any) -> dict[str, Any] | None:
+    """Where a wheel came from, as its provenance records it: ``upstream`` (``filename`` and
+    ``sha256`` of the file the first patch started from; ``None`` for a build, or when the
+    first record is unreadable) and ``steps``, every record (patch or build) oldest first.
+    ``None`` without a provenance document (or with one that is not a JSON object)."""
+    if not isinstance(provenance, dict):
+        return None
+    history = provenance.get("history")
+    steps = [r for r in history if isinstance(r, dict)] if isinstance(history, list) else []
+    steps.append({k: v for k, v in provenance.items() if k != "history"})
+    first = steps[0].get("source")
+    upstream = None
+    if isinstance(first, dict):
+        upstream = {"filename": first.get("filename"), "sha256": first.get("sha256")}
+    return {"upstream": upstream, "steps": steps}
 
 
 def _load_provenance(data: bytes | str, where: str) -> Any:
@@ -49,17 +69,15 @@ def _load_provenance(data: bytes | str, where: str) -> Any:
 def _describe_wheel(path: Path) -> dict[str, Any]:
     wheel = read_wheel(path)
     provenance = None
-    name = f"{wheel.dist_info}/{PROVENANCE_NAME}"
-    member = next((m for m in wheel.archive.members if m.name == name), None)
-    if member is not None:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            provenance = _load_provenance(
-                read_member(fd, member, wheel.filename, METADATA_CAP), wheel.filename
-            )
-        finally:
-            os.close(fd)
-    return _summary(wheel.metadata, provenance, str(path))
+    if wheel.provenance_bytes is not None:
+        provenance = _load_provenance(wheel.provenance_bytes, wheel.filename)
+    prefix = f"{wheel.dist_info}/sboms/"
+    sboms = sorted(
+        m.name[len(wheel.dist_info) + 1 :]
+        for m in wheel.archive.members
+        if m.name.startswith(prefix) and not m.is_dir
+    )
+    return _summary(wheel.metadata, provenance, str(path), sboms)
 
 
 #: Run by the target interpreter: its own importlib.metadata finds the distribution (any Python
@@ -76,6 +94,10 @@ else:
         "path": str(getattr(dist, "_path", "")),
         "metadata": dist.read_text("METADATA") or dist.read_text("PKG-INFO"),
         "provenance": dist.read_text(sys.argv[2]),
+        "sboms": sorted(
+            "/".join(f.parts[1:]) for f in dist.files or ()
+            if len(f.parts) == 3 and f.parts[0].endswith(".dist-info") and f.parts[1] == "sboms"
+        ),
     }))
 """
 
@@ -113,4 +135,59 @@ def _describe_installed(name: str, python: str) -> dict[str, Any]:
         raise WheelpatchError(f"{where}: installed METADATA {exc}") from None
     raw = found["provenance"]
     provenance = None if raw is None else _load_provenance(raw, where)
-    return _summary(document, provenance, where)
+    return _summary(document, provenance, where, found.get("sboms") or [])
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _step_line(number: int, step: dict[str, Any]) -> str:
+    if "unreadable" in step:
+        return (
+            f"{number}. an unreadable wheelpatch.json (sha256 {step.get('sha256')}): "
+            f"{step['unreadable']}; what came before it is unknown"
+        )
+    config = _dict(step.get("config"))
+    versions = _dict(step.get("version"))
+    by = config.get("override") or "the label only"
+    if config.get("path"):
+        by += f" of {config['path']}"
+    build = step.get("build")
+    if isinstance(build, dict):
+        line = f"{number}. built by {build.get('backend')} {build.get('hatchling')}"
+        git = step.get("git")
+        if isinstance(git, dict):
+            line += f" from git {git.get('describe')} ({git.get('commit')})"
+            line += " (dirty)" if git.get("dirty") else ""
+        return line + f" as {versions.get('after')}, with {by}"
+    source = _dict(step.get("source"))
+    return (
+        f"{number}. {source.get('filename')} (sha256 {source.get('sha256')}) patched into "
+        f"{step.get('filename')} with {by}, by wheelpatch {step.get('wheelpatch')}"
+    )
+
+
+def pedigree_lines(found: dict[str, Any] | None) -> list[str]:
+    """:func:`pedigree` as ``wheelpatch show`` prints it: the upstream file and its digest,
+    then every step, oldest first, each with its changes."""
+    if found is None:
+        return []
+    upstream = found["upstream"]
+    lines = ["Pedigree (oldest first):"]
+    if upstream is not None:
+        lines.append(f"  upstream: {upstream['filename']} (sha256 {upstream['sha256']})")
+    for number, step in enumerate(found["steps"], 1):
+        lines.append(f"  {_step_line(number, step)}")
+        changes = step.get("changes")
+        for change in changes if isinstance(changes, list) else []:
+            if isinstance(change, dict):
+                text = describe_change(
+                    str(change.get("action")),
+                    str(change.get("field")),
+                    change.get("before"),
+                    change.get("after"),
+                )
+                rule = change.get("rule")
+                lines.append(f"     {text}" + (f"  ({rule})" if rule else ""))
+    return lines

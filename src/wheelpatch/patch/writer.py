@@ -1,9 +1,9 @@
 """Carrying out a :class:`~wheelpatch.plan.PatchPlan`: the patched wheel, written atomically.
 
 Unchanged members are copied as raw compressed bytes (in the kernel where possible) while another
-thread hashes the source for the provenance; only METADATA, ``wheelpatch.json`` and RECORD are
-written fresh, last, with RECORD at the very end. The output is a temporary file in the output
-directory, renamed into place only when complete; on any error it is removed.
+thread hashes the source for the provenance; only METADATA, the SBOM, ``wheelpatch.json`` and
+RECORD are written fresh, last, with RECORD at the very end. The output is a temporary file in the
+output directory, renamed into place only when complete; on any error it is removed.
 
 :func:`patched_size` lays the same archive out without writing it, for an index that announces
 the patched wheel's size before building it.
@@ -28,7 +28,7 @@ from ..errors import ConfigError, InvalidWheel, OutputError
 from ..wheel.archive import ArchiveWriter, copy_range
 from ..wheel.digest import FileDigest
 from .plan import PatchPlan
-from .provenance import render_provenance
+from .provenance import render_generated
 
 try:
     import fcntl
@@ -372,9 +372,10 @@ def _lay_out(
         elif member.name not in skipped:
             writer.copy(src, member, plan.rename(member.name))
     record_member = source.member(source.record_path)
-    provenance = render_provenance(plan, source_sha256(), epoch)
-    writer.add(record_member, plan.provenance_path, provenance)
-    writer.add(record_member, plan.record_path, plan.record(provenance))
+    generated = render_generated(plan, source_sha256(), epoch)
+    for name, data in generated.items():
+        writer.add(record_member, f"{plan.dist_info}/{name}", data)
+    writer.add(record_member, plan.record_path, plan.record(generated))
     writer.finish(source.archive.comment)
     return writer.size
 

@@ -55,6 +55,8 @@ _NAME_CONTROL = re.compile(f"[\t{CONTROLS}]")
 #: Over all names joined by newlines: an absolute, drive, empty, '.' or '..' path, a backslash.
 _BAD_NAME = re.compile(r"\n/|\n[^/\n]:|//|/\.{1,2}(?:/|\n)|\n\.{1,2}(?:/|\n)|\n\n|\\")
 _NOT_IN_WHEELS = ("INSTALLER", "REQUESTED", "direct_url.json")
+#: The provenance an earlier run of wheelpatch left (``wheelpatch.patch.plan.PROVENANCE_NAME``).
+_PROVENANCE = "wheelpatch.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,9 @@ class SourceWheel:
     record: Record
     #: (device, inode, size, mtime_ns) when read: the writer refuses a source that changed since.
     identity: tuple[int, int, int, int]
+    #: The bytes of ``.dist-info/wheelpatch.json`` if an earlier run of wheelpatch left one
+    #: (a re-patch carries its records on).
+    provenance_bytes: bytes | None = None
 
     @property
     def filename(self) -> str:
@@ -329,6 +334,10 @@ def _read(
     entry_points = f"{dist_info}/entry_points.txt"
     if entry_points in names and not names[entry_points].is_dir:
         _check_entry_points(small(entry_points, ENTRY_POINTS_CAP), f"{where}: {entry_points}")
+    provenance = f"{dist_info}/{_PROVENANCE}"
+    earlier = None
+    if provenance in names and not names[provenance].is_dir:
+        earlier = small(provenance, METADATA_CAP)
     return SourceWheel(
         path=path,
         name=name,
@@ -343,6 +352,7 @@ def _read(
         wheel_file=wheel_doc,
         record=record,
         identity=(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns),
+        provenance_bytes=earlier,
     )
 
 
