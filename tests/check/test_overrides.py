@@ -75,7 +75,7 @@ def test_written_with_comments_and_layout_kept() -> None:
     written = apply_edits(COMMENTED, "pyproject.toml", edits)
     for line in COMMENTED.splitlines():
         assert line in written.splitlines()
-    assert written.startswith(COMMENTED.split("[tool.ruff]")[0])
+    assert written.startswith(COMMENTED.split("[tool.ruff]", maxsplit=1)[0])
     data = tomllib.loads(written)
     assert data["tool"]["wheelpatch"]["overrides"] == {
         "triton": {"versions": "==2.0.0", "remove": ["torch"]}
