@@ -315,6 +315,22 @@ def test_a_pylock_is_resolved_again_by_pip(
     assert cli("check", "cycles", "--config", path, "--no-index", lock).code == 0
 
 
+@pytest.mark.slow
+def test_a_fully_pinned_requirements_file_says_nothing_of_roots(
+    cli: Callable[..., CliResult], hermetic: Path, wheelhouse: Path
+) -> None:
+    """pip reports every pin as asked for; the roots are then inferred, as for a lock."""
+    (hermetic / "requirements.txt").write_text("alpha==1.0\nbeta==1.0\ngamma==1.0\n", "utf-8")
+    args = ["-r", "requirements.txt", "--no-index", "--find-links", str(wheelhouse)]
+    result = cli("check", "cycles", *args)
+    assert result.code == 1, result.err
+    assert "; roots inferred: alpha, beta, gamma" in result.out
+    # Every leg keeps all three required; the alphabetical order decides.
+    assert "    remove alpha -> beta: beta stays required: inferred as a root" in result.out
+    pinned = cli("check", "cycles", *args, "--root", "alpha")
+    assert "    remove gamma -> alpha: alpha stays required: asked for directly" in pinned.out
+
+
 @pytest.mark.skipif(not ON_LINUX_X86, reason="torch requires triton on Linux x86_64 only")
 def test_apply_extends_an_existing_table(
     cli: Callable[..., CliResult], hermetic: Path, wheelhouse: Path

@@ -224,3 +224,10 @@ def test_a_marker_that_cannot_be_evaluated_is_named() -> None:
 def test_an_unknown_root_is_reported() -> None:
     graph = build_graph(resolution({"a": []}, ["a", "nope"]))
     assert graph.unknown_roots == ("nope",)
+
+
+def test_the_reason_names_what_still_requires_the_target() -> None:
+    check = find_cycles(build_graph(resolution({"r": ["a"], "a": ["b"], "b": ["a"]}, ["r"])))
+    (item,) = check.breaks
+    assert item.edge.key == ("b", "a")
+    assert item.reason == "a stays required by r"

@@ -170,7 +170,7 @@ def find_cycles(graph: Graph, *, limit: int = DEFAULT_LIMIT) -> CycleCheck:
         lost = tuple(sorted(before - graph.removing([*removed, best])))
         edge = graph.edges[best]
         removed.append(best)
-        breaks.append(Break(edge, lost, _reason(graph, edge, lost), ()))
+        breaks.append(Break(edge, lost, _reason(graph, edge, lost, removed), ()))
         cycles_of_break[len(breaks) - 1] = [number]
         broken_by.append(len(breaks) - 1)
     cycles = tuple(
@@ -183,7 +183,12 @@ def find_cycles(graph: Graph, *, limit: int = DEFAULT_LIMIT) -> CycleCheck:
     return CycleCheck(graph, cycles, final, truncated)
 
 
-def _reason(graph: Graph, edge: Edge, lost: tuple[NormalizedName, ...]) -> str:
+def _reason(
+    graph: Graph,
+    edge: Edge,
+    lost: tuple[NormalizedName, ...],
+    removed: list[tuple[NormalizedName, NormalizedName]],
+) -> str:
     target = edge.target.name
     if lost:
         return (
@@ -193,5 +198,8 @@ def _reason(graph: Graph, edge: Edge, lost: tuple[NormalizedName, ...]) -> str:
     if target in graph.roots:
         how = "inferred as a root" if graph.roots_inferred else "asked for directly"
         return f"{target} stays required: {how}"
-    others = sorted(u for (u, v) in graph.edges if v == target and u != edge.source.name)
+    still = graph.removing(removed)
+    others = sorted(
+        u for (u, v) in graph.edges if v == target and u in still and (u, v) not in removed
+    )
     return f"{target} stays required by {', '.join(others)}"

@@ -13,13 +13,20 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from ..errors import EXIT_INPUT, EXIT_OK, ConfigError, OutputError
 from .terminal import dump, json_on_error
+
+if TYPE_CHECKING:
+    from ..check.cycles import CycleCheck
+    from ..check.graph import Edge
+    from ..check.overrides import OverrideEdit
+    from ..install.environment import TargetEnvironment
+    from ..rules.config import Config
 
 __all__ = ["register", "run"]
 
@@ -228,7 +235,7 @@ def _roots(texts: Sequence[str]) -> dict[NormalizedName, frozenset[str]] | None:
 class _Configuration:
     """The configuration in force, and the file --apply edits."""
 
-    config: Any
+    config: Config
     path: Path
     exists: bool
 
@@ -256,7 +263,9 @@ def _configuration(option: Path | None, *, apply: bool) -> _Configuration:
     return _Configuration(config, path, True)
 
 
-def _check(args: argparse.Namespace, inputs: _Inputs, config: Any, env: Any) -> Any:
+def _check(
+    args: argparse.Namespace, inputs: _Inputs, config: Config, env: TargetEnvironment
+) -> tuple[CycleCheck, tuple[str, ...]]:
     """The cycle check of the resolution the inputs give, ``config``'s overrides applied."""
     from ..check.cycles import find_cycles  # noqa: PLC0415
     from ..check.graph import Resolution, build_graph  # noqa: PLC0415
@@ -342,7 +351,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from ..check.overrides import apply_edits, plan_edits, render_edits  # noqa: PLC0415
+    from ..check.overrides import apply_edits, plan_edits  # noqa: PLC0415
     from ..install.environment import probe  # noqa: PLC0415
 
     inputs = _classify(args)
@@ -368,16 +377,16 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         edits, problems = plan_edits(check.breaks, config)
     code = EXIT_INPUT if check.cycles else EXIT_OK
     if args.json:
-        dump(out, _as_json(check, edits, problems, applied, before, code, render_edits))
+        dump(out, _as_json(check, edits, problems, applied, before, code))
         return code
     if applied is not None:
         tables = ", ".join(f"[{e['table']}] remove += {e['remove']}" for e in applied["tables"])
         print(f"{found.path}: wrote {tables} (breaking {len(before.cycles)} cycle(s))", file=out)
-    _print(check, config, edits, problems, out, render_edits)
+    _print(check, config, edits, problems, out)
     return code
 
 
-def _names(check: Any) -> str:
+def _names(check: CycleCheck) -> str:
     graph = check.graph
     roots = ", ".join(
         name + (f"[{','.join(sorted(extras))}]" if extras else "")
@@ -388,9 +397,13 @@ def _names(check: Any) -> str:
 
 
 def _print(
-    check: Any, config: Any, edits: Any, problems: list[str], out: TextIO, render: Any
+    check: CycleCheck,
+    config: Config,
+    edits: Sequence[OverrideEdit],
+    problems: list[str],
+    out: TextIO,
 ) -> None:
-    from ..check.overrides import plan_edits  # noqa: PLC0415
+    from ..check.overrides import plan_edits, render_edits  # noqa: PLC0415
 
     if not check.cycles:
         print(f"no requirement cycle ({_names(check)})", file=out)
@@ -409,7 +422,7 @@ def _print(
             continue
         print(f"    remove {leg}: {item.reason}", file=out)
         single, _ = plan_edits([item], config)
-        for line in render(single).splitlines():
+        for line in render_edits(single).splitlines():
             print(f"    {line}" if line else "", file=out)
     summary = f"{len(check.cycles)} cycle(s)"
     if check.truncated:
@@ -417,7 +430,7 @@ def _print(
     print(f"{summary}; {_names(check)}", file=out)
     if len(check.breaks) > 1 and edits:
         print("all the overrides together:", file=out)
-        out.write(render(edits))
+        out.write(render_edits(edits))
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     if edits:
@@ -429,15 +442,16 @@ def _print(
 
 
 def _as_json(
-    check: Any,
-    edits: Any,
+    check: CycleCheck,
+    edits: Sequence[OverrideEdit],
     problems: list[str],
     applied: dict[str, Any] | None,
-    before: Any,
+    before: CycleCheck,
     code: int,
-    render: Any,
 ) -> dict[str, Any]:
-    def edge_json(edge: Any) -> dict[str, Any]:
+    from ..check.overrides import render_edits  # noqa: PLC0415
+
+    def edge_json(edge: Edge) -> dict[str, Any]:
         return {
             "from": edge.source.name,
             "from_version": str(edge.source.version),
@@ -476,7 +490,7 @@ def _as_json(
             for b in check.breaks
         ],
         "overrides": [e.as_json() for e in edits],
-        "toml": render(edits) if edits else None,
+        "toml": render_edits(edits) if edits else None,
         "problems": problems,
         "truncated": check.truncated,
         "required": sorted(graph.required),
