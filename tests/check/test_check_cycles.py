@@ -21,6 +21,7 @@ import pytest
 from ..conftest import CliResult, WheelSpec, build_wheel
 from ..hermetic import hermetic_env
 from ..index.test_clients import make_wheelhouse, static_server
+from ..venvs import make_venv
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -316,6 +317,25 @@ def test_a_pylock_is_resolved_again_by_pip(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["wheelhouse", "requirements"])
+def test_another_interpreter_is_the_target(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path, wheelhouse: Path, how: str
+) -> None:
+    """--python: pip resolves for that interpreter (it has no pip of its own), the wheelhouse's
+    markers are evaluated with its marker environment."""
+    venv = make_venv(tmp_path / "target")
+    args = how_args(how, "alpha", wheelhouse, hermetic, "")
+    result = cli("check", "cycles", "--python", venv.python, "--json", *args)
+    assert result.code == 1, result.err
+    assert [c["cycle"] for c in json.loads(result.out)["cycles"]] == [
+        "alpha 1.0 -> beta 1.0 -> gamma 1.0 -> alpha"
+    ]
+    broken = cli("check", "cycles", "--python", tmp_path / "no-python", *args)
+    assert broken.code == 2
+    assert broken.err.startswith(f"error: --python {tmp_path / 'no-python'}: cannot run it")
+
+
+@pytest.mark.slow
 def test_a_fully_pinned_requirements_file_says_nothing_of_roots(
     cli: Callable[..., CliResult], hermetic: Path, wheelhouse: Path
 ) -> None:
@@ -496,3 +516,22 @@ def test_help_explains_the_rule_and_the_exit_codes(cli: Callable[..., CliResult]
     assert "0    no cycle" in result.out
     assert "1    cycles found (and not applied)" in result.out
     assert cli("check", "--help").out.count("cycles") >= 1
+
+
+def test_the_nearest_configuration_is_found_and_named(
+    cli: Callable[..., CliResult],
+    hermetic: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory = tmp_path / "house"
+    directory.mkdir()
+    build_wheel(directory, spec("alpha", "beta"))
+    build_wheel(directory, spec("beta", "alpha"))
+    path = config(hermetic, COMMENTED + '\n[tool.wheelpatch.overrides.beta]\nremove = ["alpha"]\n')
+    (hermetic / "sub").mkdir()
+    monkeypatch.chdir(hermetic / "sub")
+    result = cli("check", "cycles", directory, "--root", "alpha")
+    assert result.code == 0, result.err
+    assert result.err == f"wheelpatch: using configuration {path.resolve()}\n"
+    assert result.out == "no requirement cycle (2 project(s) required; roots asked for: alpha)\n"

@@ -78,7 +78,12 @@ def register(checks: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="a wheel file, a wheelhouse directory, a pylock.toml or a requirement (see below)",
+    )
     parser.add_argument(
         "-r",
         "--requirement",
@@ -248,6 +253,7 @@ def _configuration(option: Path | None, *, apply: bool) -> _Configuration:
             path = find_config(Path.cwd().resolve())
         except ConfigError:  # no table anywhere: no override applies yet
             return _Configuration(Config(None, None, ()), Path("pyproject.toml"), False)
+        print(f"wheelpatch: using configuration {path}", file=sys.stderr)
     else:
         path = option
         if not path.exists() and apply:
