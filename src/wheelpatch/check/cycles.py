@@ -162,8 +162,12 @@ def find_cycles(graph: Graph, *, limit: int = DEFAULT_LIMIT) -> CycleCheck:
         def cost(
             leg: tuple[NormalizedName, NormalizedName], before: frozenset[NormalizedName] = before
         ) -> tuple[int, int, int, tuple[NormalizedName, NormalizedName]]:
-            lost = len(before - graph.removing([*removed, leg]))
             asked = 0 if leg[1] in graph.roots else 1
+            carries_extras = any(a.requirement.extras for a in graph.edges[leg].requirements)
+            if asked == 0 and not carries_extras:
+                lost = 0  # a root stays, with the same extras: nothing else can change
+            else:
+                lost = len(before - graph.removing([*removed, leg]))
             return (lost, asked, -_requirement_count(graph, leg[1]), leg)
 
         best = min(legs, key=cost)

@@ -97,6 +97,8 @@ class Graph:
     environment: Mapping[str, str]
     #: Roots that name no project of the resolution (a ``--root`` typo).
     unknown_roots: tuple[NormalizedName, ...] = ()
+    #: The walker that built it, whose evaluated markers :meth:`removing` reuses.
+    walker: _Walker | None = field(default=None, compare=False, repr=False)
 
     def successors(self, name: NormalizedName) -> list[NormalizedName]:
         return sorted(v for (u, v) in self.edges if u == name)
@@ -105,7 +107,8 @@ class Graph:
         self, removed: Iterable[tuple[NormalizedName, NormalizedName]]
     ) -> frozenset[NormalizedName]:
         """What the roots still require once the requirements ``removed`` are gone."""
-        return _Walker(self.packages, self.environment).walk(self.roots, frozenset(removed))[0]
+        walker = self.walker or _Walker(self.packages, self.environment)
+        return walker.walk(self.roots, frozenset(removed))[0]
 
 
 class _Walker:
@@ -116,6 +119,14 @@ class _Walker:
         self.packages = packages
         self.environment = dict(environment)
         self._cache: dict[tuple[NormalizedName, int, str], bool] = {}
+        #: Per project: (index, target, extras asked of the target) of each requirement.
+        self._targets = {
+            name: [
+                (i, canonicalize_name(r.name), frozenset(canonicalize_name(e) for e in r.extras))
+                for i, r in enumerate(package.requirements)
+            ]
+            for name, package in packages.items()
+        }
 
     def holds(self, package: Package, index: int, extra: str) -> bool:
         key = (package.name, index, extra)
@@ -140,14 +151,14 @@ class _Walker:
     ) -> list[tuple[int, NormalizedName, tuple[str, ...]]]:
         """(index, target, extras it holds through) of each requirement that holds."""
         found = []
-        for index, requirement in enumerate(package.requirements):
+        for index, target, _ in self._targets[package.name]:
             if self.holds(package, index, ""):
                 through: tuple[str, ...] = ()
             else:
                 through = tuple(e for e in sorted(extras) if self.holds(package, index, e))
                 if not through:
                     continue
-            found.append((index, canonicalize_name(requirement.name), through))
+            found.append((index, target, through))
         return found
 
     def walk(
@@ -164,10 +175,14 @@ class _Walker:
         while pending:
             name = pending.pop()
             package = self.packages[name]
-            for index, target, _ in self.active(package, extras[name]):
+            asked = extras[name]
+            for index, target, wanted in self._targets[name]:
                 if target not in self.packages or (name, target) in removed:
                     continue
-                wanted = frozenset(canonicalize_name(e) for e in package.requirements[index].extras)
+                key = (name, index, "")
+                held = self._cache[key] if key in self._cache else self.holds(package, index, "")
+                if not held and not any(self.holds(package, index, e) for e in asked):
+                    continue
                 before = extras.get(target)
                 after = (before or frozenset()) | wanted
                 if before != after:
@@ -287,4 +302,5 @@ def build_graph(resolution: Resolution) -> Graph:
         edges=edges,
         environment=dict(resolution.environment),
         unknown_roots=unknown,
+        walker=walker,
     )
