@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from ..errors import EXIT_INPUT, EXIT_OK, ConfigError, OutputError
+from ..errors import EXIT_OK, ConfigError, OutputError
 from .terminal import dump, json_on_error
 
 if TYPE_CHECKING:
@@ -28,7 +28,11 @@ if TYPE_CHECKING:
     from ..install.environment import TargetEnvironment
     from ..rules.config import Config
 
-__all__ = ["register", "run"]
+__all__ = ["EXIT_CYCLES", "register", "run"]
+
+#: Cycles were found (and not applied). A refused wheel exits 1 too (``InvalidWheel``), with an
+#: ``error:`` line and nothing on stdout.
+EXIT_CYCLES = 1
 
 _DESCRIPTION = """\
 Print every requirement cycle of a resolution (torch 2.0.1 -> triton 2.0.0 -> torch), with the
@@ -381,7 +385,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         config = again.config
         check, skipped = _check(args, inputs, config, env)
         edits, problems = plan_edits(check.breaks, config)
-    code = EXIT_INPUT if check.cycles else EXIT_OK
+    code = EXIT_CYCLES if check.cycles else EXIT_OK
     if args.json:
         dump(out, _as_json(check, edits, problems, applied, before, code))
         return code
