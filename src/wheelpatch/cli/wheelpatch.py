@@ -26,7 +26,7 @@ from ..errors import (
     WheelpatchError,
 )
 from ..wheel.digest import FileDigest, HashProcess
-from . import serve
+from . import check, serve
 from .terminal import Parser, dump, error, json_on_error, message, standard_streams
 
 if TYPE_CHECKING:
@@ -195,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     serve.add_commands(commands)
+    check.add_commands(commands)
     return parser
 
 
@@ -232,6 +233,8 @@ def _main(args: argparse.Namespace, out: TextIO) -> int:
             return _index(args, out)
         if args.command in ("serve", "warm"):
             return serve.run(args, out)
+        if args.command == "check":
+            return check.run(args, out)
         return _verify(args, out)
     except KeyboardInterrupt:
         error("interrupted")

@@ -14,8 +14,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,9 +44,11 @@ try:
     sys.modules["packaging"] = module
     spec.loader.exec_module(module)
     from packaging.tags import sys_tags
+    from packaging.markers import default_environment
     tags = [str(tag) for tag in sys_tags()]
+    markers = default_environment()
 except Exception:
-    tags = None
+    tags = markers = None
 if layout == "prefix":
     scheme = "nt" if os.name == "nt" else "posix_prefix"
     keys = ("base", "platbase", "installed_base", "installed_platbase")
@@ -60,6 +62,7 @@ print(json.dumps({
     "version": "%d.%d" % sys.version_info[:2],
     "full_version": "%d.%d.%d" % sys.version_info[:3],
     "tags": tags,
+    "markers": markers,
     "cache_tag": sys.implementation.cache_tag,
     "paths": paths,
 }))
@@ -145,6 +148,8 @@ class TargetEnvironment:
     full_version: str = ""
     #: The wheel tags it supports, most specific first (None: they could not be computed).
     tags: tuple[str, ...] | None = None
+    #: Its marker environment (PEP 508), as packaging computes it there (None: not computed).
+    markers: Mapping[str, str] | None = field(default=None, compare=False)
 
     def scheme(self, project: str) -> dict[str, str]:
         """installer's scheme dictionary for ``project`` (headers go in a directory of its own)."""
@@ -259,6 +264,10 @@ def probe(
     paths = {key: Path(value) for key, value in info["paths"].items()}
     executable = info["executable"] or python
     tags = tuple(info["tags"]) if isinstance(info.get("tags"), list) else None
+    raw_markers = info.get("markers")
+    markers = (
+        {str(k): str(v) for k, v in raw_markers.items()} if isinstance(raw_markers, dict) else None
+    )
     is_current = os.path.realpath(info["prefix"]) == os.path.realpath(sys.prefix) and (
         os.path.realpath(executable) == os.path.realpath(sys.executable)
     )
@@ -278,6 +287,7 @@ def probe(
             is_current=is_current,
             full_version=info["full_version"],
             tags=tags,
+            markers=markers,
         )
     if prefix is not None:
         root = prefix.absolute()
@@ -303,4 +313,5 @@ def probe(
         is_current=is_current,
         full_version=info["full_version"],
         tags=tags,
+        markers=markers,
     )

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from ..check.graph import Package
 from ..errors import ConfigError, InvalidWheel, ResolutionError
 from ..patch.plan import PatchPlan, Unchanged, plan_patch
 from ..rules.config import Config
@@ -36,7 +38,14 @@ from ..wheel.source_wheel import SourceWheel, read_wheel
 from .environment import InstalledDistribution, TargetEnvironment
 from .wheel_source import check_installable
 
-__all__ = ["PipOptions", "Prepared", "mark_installed", "resolve"]
+__all__ = [
+    "PipOptions",
+    "Prepared",
+    "ResolvedPackages",
+    "mark_installed",
+    "resolve",
+    "resolve_packages",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,8 @@ class _State:
     by_url: dict[str, Prepared] = field(default_factory=dict)
     constraints: list[str] = field(default_factory=list)
     settled: set[NormalizedName] = field(default_factory=set)
+    #: The marker environment of pip's last report (the target interpreter's).
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 #: The oldest pip with both ``--python`` (22.3) and ``install --dry-run --report`` (22.2).
@@ -283,6 +294,9 @@ def _report(
     _run_pip([*command, *requirements], "resolve the requirements")
     document = json.loads(report_path.read_text("utf-8"))
     items: list[dict[str, Any]] = document.get("install", [])
+    environment = document.get("environment")
+    if isinstance(environment, dict):
+        state.environment = {str(k): str(v) for k, v in environment.items()}
     return items
 
 
@@ -348,6 +362,87 @@ def resolve(
     given = [_prepare(state, path, requested=True, given=True) for path in wheels]
     if no_deps and not requirements:
         return given
+    arguments = [*_given_arguments(state, given), *requirements]
+    # pip counts an installed project as satisfied even when it was installed without the
+    # override that now applies to it (by pip, or with another configuration); then pip must
+    # not take the environment into account, and what is already right is left alone below.
+    ignore_installed = any(_stale(dist, config) for dist in env.distributions())
+    items = _settle(
+        state,
+        arguments,
+        no_deps=no_deps,
+        force_reinstall=force_reinstall,
+        ignore_installed=ignore_installed,
+    )
+    missing = [item for item in items if item["download_info"]["url"] not in state.by_url]
+    paths = _fetch(state, missing)
+    result = []
+    for item in items:
+        url = item["download_info"]["url"]
+        known = state.by_url.get(url)
+        if known is None:
+            wheel = read_wheel(paths[url])
+            plan = _plan(state, wheel)
+            known = state.by_url[url] = Prepared(wheel, plan, origin=url)
+        prepared = known
+        prepared.requested = prepared.requested or bool(item.get("requested"))
+        result.append(prepared)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPackages:
+    """What pip resolved, as the requirement graph sees it."""
+
+    packages: tuple[Package, ...]
+    #: The projects pip reports as requested, with the extras requested.
+    requested: dict[NormalizedName, frozenset[str]]
+    #: The target interpreter's marker environment, from pip's report.
+    environment: dict[str, str]
+
+
+def resolve_packages(
+    *,
+    wheels: Sequence[Path],
+    requirements: Sequence[str],
+    config: Config,
+    env: TargetEnvironment,
+    options: PipOptions,
+    workdir: Path,
+) -> ResolvedPackages:
+    """Every project pip resolves for ``requirements`` (and the wheel files ``wheels``) on the
+    target interpreter, as if into an empty environment, the overrides applied (pip reads the
+    stand-ins' patched METADATA). Only METADATA is read: no wheel is downloaded unless an
+    override applies to it (its real METADATA is then needed to plan the stand-in)."""
+    state = _State(config, env, options, workdir, strict=False)
+    given = [_prepare(state, path, requested=True, given=True) for path in wheels]
+    arguments = [*_given_arguments(state, given), *requirements]
+    items = _settle(state, arguments, no_deps=False, force_reinstall=False, ignore_installed=True)
+    packages = []
+    requested: dict[NormalizedName, frozenset[str]] = {}
+    for item in items:
+        metadata = item["metadata"]
+        name = canonicalize_name(metadata["name"])
+        version = Version(metadata["version"])
+        found = []
+        for text in metadata.get("requires_dist") or []:
+            try:
+                found.append(Requirement(text))
+            except InvalidRequirement as exc:
+                reason = (str(exc).splitlines() or ["invalid"])[0]
+                raise InvalidWheel(
+                    f"{name} {version} ({item['download_info']['url']}): Requires-Dist {text!r} "
+                    f"is not a valid requirement ({reason})"
+                ) from None
+        packages.append(Package(name, version, tuple(found)))
+        if item.get("requested"):
+            extras = item.get("requested_extras") or []
+            requested[name] = frozenset(canonicalize_name(e) for e in extras)
+    return ResolvedPackages(tuple(packages), requested, dict(state.environment))
+
+
+def _given_arguments(state: _State, given: Sequence[Prepared]) -> list[str]:
+    """pip arguments for the wheel files given: their stand-ins when patched."""
     top = []
     for prepared in given:
         patch = prepared.patch
@@ -356,13 +451,20 @@ def resolve(
         else:
             uri = prepared.wheel.path.absolute().as_uri()
         top.append(f"{prepared.name} @ {uri}")
-    arguments = [*top, *requirements]
-    # pip counts an installed project as satisfied even when it was installed without the
-    # override that now applies to it (by pip, or with another configuration); then pip must
-    # not take the environment into account, and what is already right is left alone below.
-    ignore_installed = any(_stale(dist, config) for dist in env.distributions())
+    return top
+
+
+def _settle(
+    state: _State,
+    arguments: Sequence[str],
+    *,
+    no_deps: bool,
+    force_reinstall: bool,
+    ignore_installed: bool,
+) -> list[dict[str, Any]]:
+    """pip's report once every override that applies to what it resolves has its stand-in."""
     discovered: list[str] = []
-    for _ in range(len(config.overrides) + 3):
+    for _ in range(len(state.config.overrides) + 3):
         try:
             items = _report(
                 state,
@@ -403,21 +505,7 @@ def resolve(
             break  # nothing else is resolved, so patched requirements change nothing
     else:  # pragma: no cover - each round settles at least one override
         raise ResolutionError("resolution did not settle")
-
-    missing = [item for item in items if item["download_info"]["url"] not in state.by_url]
-    paths = _fetch(state, missing)
-    result = []
-    for item in items:
-        url = item["download_info"]["url"]
-        known = state.by_url.get(url)
-        if known is None:
-            wheel = read_wheel(paths[url])
-            plan = _plan(state, wheel)
-            known = state.by_url[url] = Prepared(wheel, plan, origin=url)
-        prepared = known
-        prepared.requested = prepared.requested or bool(item.get("requested"))
-        result.append(prepared)
-    return result
+    return items
 
 
 def _prepare_overridden(state: _State, items: list[dict[str, Any]]) -> bool:

@@ -1,0 +1,207 @@
+"""The overrides a cycle check suggests: rendered as TOML, written into a file with tomlkit, and
+accepted by the configuration parser; and pylock.toml read as pins."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from wheelpatch.check.cycles import Break, find_cycles
+from wheelpatch.check.graph import Package, Resolution, build_graph
+from wheelpatch.check.overrides import apply_edits, plan_edits, render_edits
+from wheelpatch.check.pylock import is_pylock, read_pylock
+from wheelpatch.errors import ConfigError
+from wheelpatch.rules.config import Config, parse_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV = {str(k): str(v) for k, v in default_environment().items()}
+
+
+def torch_breaks() -> list[Break]:
+    packages = (
+        Package(canonicalize_name("torch"), Version("2.0.1"), (Requirement("triton==2.0.0"),)),
+        Package(canonicalize_name("triton"), Version("2.0.0"), (Requirement("torch"),)),
+    )
+    roots = {canonicalize_name("torch"): frozenset[str]()}
+    return list(find_cycles(build_graph(Resolution(packages, roots, ENV))).breaks)
+
+
+def config_of(text: str) -> Config:
+    return parse_config(tomllib.loads(text)["tool"]["wheelpatch"], None, resolve_labels=False)
+
+
+EMPTY = Config(None, None, ())
+
+COMMENTED = """\
+# the team's settings
+[project]
+name = "app"  # our app
+
+[tool.wheelpatch]
+local-version = "stripe.2"  # the label
+
+[tool.ruff]
+line-length = 100
+"""
+
+
+def test_a_new_table_pinned_to_the_version_resolved() -> None:
+    edits, problems = plan_edits(torch_breaks(), EMPTY)
+    assert problems == []
+    text = render_edits(edits)
+    assert text == (
+        '[tool.wheelpatch.overrides.triton]\nversions = "==2.0.0"\nremove = ["torch"]\n'
+    )
+    config = config_of(text)
+    (override,) = config.overrides
+    assert override.project == "triton"
+    assert override.applies_to(Version("2.0.0"))
+    assert not override.applies_to(Version("2.1.0"))
+    assert [p.pattern for p in override.remove] == ["torch"]
+
+
+def test_written_with_comments_and_layout_kept() -> None:
+    edits, _ = plan_edits(torch_breaks(), EMPTY)
+    written = apply_edits(COMMENTED, "pyproject.toml", edits)
+    for line in COMMENTED.splitlines():
+        assert line in written.splitlines()
+    assert written.startswith(COMMENTED.split("[tool.ruff]", maxsplit=1)[0])
+    data = tomllib.loads(written)
+    assert data["tool"]["wheelpatch"]["overrides"] == {
+        "triton": {"versions": "==2.0.0", "remove": ["torch"]}
+    }
+    assert data["tool"]["ruff"] == {"line-length": 100}
+    parse_config(data["tool"]["wheelpatch"], None, resolve_labels=False)
+    # Writing it again changes nothing: no entry is repeated.
+    assert apply_edits(written, "pyproject.toml", edits) == written
+
+
+def test_an_existing_table_gains_the_name_once() -> None:
+    text = (
+        "[tool.wheelpatch.overrides.Triton]  # spelled as the team spells it\n"
+        'remove = ["nvidia-*"]  # keep this comment\n'
+    )
+    edits, problems = plan_edits(torch_breaks(), config_of(text))
+    assert problems == []
+    assert render_edits(edits) == (
+        '# in the existing [tool.wheelpatch.overrides.triton]:\nremove = ["nvidia-*", "torch"]\n'
+    )
+    written = apply_edits(text, "pyproject.toml", edits)
+    assert "# spelled as the team spells it" in written
+    assert "# keep this comment" in written
+    assert tomllib.loads(written)["tool"]["wheelpatch"]["overrides"] == {
+        "Triton": {"remove": ["nvidia-*", "torch"]}
+    }
+    assert apply_edits(written, "pyproject.toml", edits) == written
+
+
+def test_an_existing_inline_table_gains_remove() -> None:
+    text = '[tool.wheelpatch.overrides]\ntriton = {versions = ">=2"}  # inline\n'
+    edits, _ = plan_edits(torch_breaks(), config_of(text))
+    written = apply_edits(text, "pyproject.toml", edits)
+    assert tomllib.loads(written)["tool"]["wheelpatch"]["overrides"]["triton"] == {
+        "versions": ">=2",
+        "remove": ["torch"],
+    }
+    assert "# inline" in written
+
+
+def test_a_table_whose_versions_exclude_the_resolved_one_is_a_problem() -> None:
+    text = '[tool.wheelpatch.overrides.triton]\nversions = "<2"\nremove = ["nvidia-*"]\n'
+    edits, problems = plan_edits(torch_breaks(), config_of(text))
+    assert edits == []
+    assert problems == [
+        "tool.wheelpatch.overrides.triton.versions: '<2' excludes triton 2.0.0 of the "
+        "resolution, so this table cannot remove its requirement on torch; widen versions or "
+        "edit the table by hand"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("[tool\n", r"^x\.toml: invalid TOML \(", id="unparsable"),
+        pytest.param('tool = "x"\n', r"^x\.toml: tool: must be a table, not 'x'", id="tool-str"),
+        pytest.param(
+            "[tool]\nwheelpatch = 3\n",
+            r"^x\.toml: tool\.wheelpatch: must be a table, not 3",
+            id="wheelpatch-int",
+        ),
+    ],
+)
+def test_a_file_that_cannot_take_the_table_is_refused(text: str, message: str) -> None:
+    edits, _ = plan_edits(torch_breaks(), EMPTY)
+    with pytest.raises(ConfigError, match=message) as caught:
+        apply_edits(text, "x.toml", edits)
+    assert len(caught.value.errors) == 1
+    assert "\n" not in caught.value.errors[0]
+
+
+# -- pylock.toml ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("pylock.toml", True, id="plain"),
+        pytest.param("pylock.dev.toml", True, id="named"),
+        pytest.param("pyproject.toml", False, id="pyproject"),
+        pytest.param("pylock.txt", False, id="txt"),
+    ],
+)
+def test_lock_file_names(name: str, expected: bool) -> None:
+    assert is_pylock(Path(name)) is expected
+
+
+def test_a_lock_becomes_pins_and_its_wheel_directories(tmp_path: Path) -> None:
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        'lock-version = "1.0"\ncreated-by = "test"\n'
+        '[[packages]]\nname = "torch"\nversion = "2.0.1"\n'
+        '[[packages.wheels]]\nname = "torch-2.0.1-py3-none-any.whl"\n'
+        'path = "wheels/torch-2.0.1-py3-none-any.whl"\nhashes = {sha256 = "00"}\n'
+        '[[packages]]\nname = "triton"\nversion = "2.0.0"\n'
+        "marker = \"platform_system == 'Linux'\"\n",
+        "utf-8",
+    )
+    locked = read_pylock(lock)
+    assert locked.requirements == ("torch==2.0.1", "triton==2.0.0; platform_system == 'Linux'")
+    assert locked.find_links == (str((tmp_path / "wheels").resolve()),)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param('lock-version = "2.0"\n[[packages]]\nname = "a"\nversion = "1"\n',
+                     "lock-version: must be '1.x', not '2.0'", id="version"),
+        pytest.param('lock-version = "1.0"\n', "packages: must be a non-empty array", id="empty"),
+        pytest.param('lock-version = "1.0"\n[[packages]]\nname = "a b"\nversion = "1"\n',
+                     "packages[0].name: 'a b' is not a valid project name", id="name"),
+        pytest.param('lock-version = "1.0"\n[[packages]]\nname = "a"\n',
+                     "packages[0].version: a has no version", id="no-version"),
+        pytest.param('lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "x!"\n',
+                     "packages[0].version: 'x!' is not a valid version", id="bad-version"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\nmarker = "nope"\n',
+            "packages[0].marker: 'nope' is not a valid marker", id="marker"),
+        pytest.param("lock-version = \n", "invalid TOML", id="toml"),
+    ],
+)  # fmt: skip
+def test_a_bad_lock_is_refused_naming_the_entry(tmp_path: Path, body: str, message: str) -> None:
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(body, "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        read_pylock(lock)
+    (error,) = caught.value.errors
+    assert error.startswith(f"{lock}: ")
+    assert message in error
