@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,17 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def settled_listing(directory: Path, timeout: float = 30) -> list[str]:
+    """The names in ``directory`` once the replaced wheels that ``--force`` removes in the
+    background (hidden names) are gone, or the timeout passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = sorted(p.name for p in directory.iterdir())
+        if not any(name.startswith(".") for name in names) or time.monotonic() > deadline:
+            return names
+        time.sleep(0.05)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CliResult, WheelSpec, build_wheel, snapshot
+from ..conftest import CliResult, WheelSpec, build_wheel, settled_listing, snapshot
 
 Cli = Callable[..., CliResult]
 USING = "wheelpatch: using configuration"
@@ -175,7 +175,7 @@ def test_existing_output_needs_force(
     ]
     assert not (target.parent / "demo-3.1+stripe.2-py3-none-any.whl").exists()
     assert cli("patch", "--force", wheels[0]).code == 0
-    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+    assert settled_listing(target.parent) == [target.name]
 
 
 def test_strict_turns_warnings_into_errors(

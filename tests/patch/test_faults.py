@@ -25,7 +25,7 @@ import pytest
 
 from wheelpatch.wheel.verify import verify_wheel
 
-from ..conftest import WheelSpec, build_wheel
+from ..conftest import WheelSpec, build_wheel, settled_listing
 
 pytestmark = pytest.mark.slow
 
@@ -296,8 +296,5 @@ def test_eight_concurrent_runs_leave_one_valid_wheel(
             results
         )
     # --force removes each replaced wheel in the background, after the command returns.
-    deadline = time.monotonic() + 30
-    while len(list(out.iterdir())) > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sorted(p.name for p in out.iterdir()) == ["demo-1.0+c8-py3-none-any.whl"]
+    assert settled_listing(out) == ["demo-1.0+c8-py3-none-any.whl"]
     assert verify_wheel(out / "demo-1.0+c8-py3-none-any.whl").ok

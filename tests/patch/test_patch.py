@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import struct
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from wheelpatch import InvalidWheel, OutputError, load_config, patch_wheel, plan
 from wheelpatch.patch.plan import PatchPlan, Unchanged
 from wheelpatch.wheel.verify import verify_wheel
 
-from ..conftest import WheelSpec, build_wheel, snapshot
+from ..conftest import WheelSpec, build_wheel, settled_listing, snapshot
 
 TORCH_CONFIG = """
 [tool.wheelpatch]
@@ -412,18 +411,7 @@ def test_refuses_to_overwrite_without_force(tmp_path: Path, torch_config: Path) 
     assert first.read_bytes() == b"old"
     assert patch_wheel(source, out_dir, config, force=True) == first
     assert first.read_bytes() != b"old"
-    assert _listing_settles(out_dir) == [first.name]
-
-
-def _listing_settles(directory: Path, timeout: float = 30) -> list[str]:
-    """The names in ``directory`` once the replaced wheels ``--force`` removes in the
-    background are gone (or the timeout passed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        names = sorted(p.name for p in directory.iterdir())
-        if not any(name.startswith(".") for name in names) or time.monotonic() > deadline:
-            return names
-        time.sleep(0.05)
+    assert settled_listing(out_dir) == [first.name]
 
 
 def test_force_swaps_the_new_wheel_in_and_removes_the_old_one_afterwards(
@@ -443,7 +431,7 @@ def test_force_swaps_the_new_wheel_in_and_removes_the_old_one_afterwards(
     assert first.read_bytes() == new_bytes
     assert verify_wheel(first).ok
     assert keep.read_bytes() == b"old"  # replaced by name, never written through
-    assert _listing_settles(out_dir) == [first.name]
+    assert settled_listing(out_dir) == [first.name]
     assert keep.stat().st_nlink == 1  # the old file's name in out/ is gone
 
 

@@ -110,9 +110,9 @@ class HashProcess:
             self._stop_child()
 
     def _hash(self, path: Path, future: concurrent.futures.Future[str]) -> str:
-        with self._lock:
-            self._current = future
+        with self._lock:  # the child first: cancel() kills the child of _current
             child = self._child = self._child or _start_child()
+            self._current = future
         try:
             if child is None:
                 return _hash_here(path)
