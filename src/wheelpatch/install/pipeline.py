@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..check.libraries import MissingLibraries
 from ..errors import EXIT_INPUT, WheelpatchError
 from ..patch.plan import PROVENANCE_NAME
 from ..patch.provenance import render_provenance
 from ..rules.config import Config
 from ..wheel.digest import FileDigest
 from .environment import TargetEnvironment
+from .libraries import check_resolution
 from .resolve import PipOptions, Prepared, mark_installed, resolve
 from .stash import lock_file, recover
 from .transaction import Installed, direct_url, install_wheel
@@ -146,6 +148,8 @@ def install(
     compile_bytecode: bool = True,
     dry_run: bool = False,
     strict: bool = False,
+    allow_missing_libraries: bool = False,
+    system_library_dirs: Sequence[Path] | None = None,
     progress: ProgressFactory | None = None,
     resolved: Callable[[list[Prepared]], None] | None = None,
     notify: Callable[[str], None] | None = None,
@@ -157,7 +161,14 @@ def install(
 
     Once resolved, each override table that matches no distribution being installed (nor one
     installed already) is a warning given to ``warn``; with ``strict``, it is an
-    :class:`UnmatchedOverrides` error before anything is installed."""
+    :class:`UnmatchedOverrides` error before anything is installed.
+
+    Then the patched wheels that lost requirements are checked for native libraries the removal
+    leaves unresolved (see :mod:`wheelpatch.install.libraries`; ``system_library_dirs`` replaces
+    the system's directories and ld.so.cache): such a library is a
+    :class:`~wheelpatch.check.libraries.MissingLibraries` error before anything is written, or
+    with ``allow_missing_libraries`` a warning; a missing library no removed requirement is known
+    to provide is a warning either way."""
     # The sha256 of each source (provenance, direct_url.json) is hashed in the background from
     # the start, while pip resolves and while members are written.
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wheelpatch-hash")
@@ -189,6 +200,14 @@ def install(
             if warn is not None:
                 for warning in unmatched:
                     warn(warning)
+            report = check_resolution(plan, env, system_dirs=system_library_dirs)
+            if report is not None:
+                refused = report.caused_by_removal
+                if refused and not allow_missing_libraries:
+                    raise MissingLibraries([*refused, "--allow-missing-libraries installs anyway"])
+                if warn is not None:
+                    for line in [*refused, *report.other_missing]:
+                        warn(f"missing library {line}")
             if resolved is not None:
                 resolved(plan)
             if dry_run:
