@@ -222,8 +222,11 @@ def _library_stem(name: str) -> str:
 
 
 def _tokens(requirement: Requirement) -> set[str]:
+    """The words naming a requirement: its name, the parts of it that are not generic (nvidia,
+    cuda, cu13, ...: the driver's libcuda.so.1 is no part of cuda-toolkit) and its extras."""
     name = canonicalize_name(requirement.name)
-    return {name, *name.split("-"), *(canonicalize_name(e) for e in requirement.extras)}
+    parts = {part for part in name.split("-") if not _GENERIC.match(part)}
+    return {name, *parts, *(canonicalize_name(e) for e in requirement.extras)}
 
 
 def attribute(
