@@ -154,7 +154,8 @@ def test_input_errors_are_one_line(
     assert result.code in (1, 2)
     assert result.out == ""
     (line,) = result.err.splitlines()
-    assert line.startswith("error: ") and message in line
+    assert line.startswith("error: ")
+    assert message in line
 
 
 def test_a_broken_elf_member_is_refused_in_one_line(

@@ -28,13 +28,15 @@ def _member_facts(archive_path: Path, name: str) -> tuple[str, object]:
 
 def test_runpath_needed_and_soname_of_gcc_output(native: Native) -> None:
     kind, facts = read_file_facts(native.ext_runpath)
-    assert kind == "elf" and facts is not None
+    assert kind == "elf"
+    assert facts is not None
     assert "libfoo.so" in facts.needed
     assert facts.runpath == ("$ORIGIN/../provider/lib",)
     assert facts.rpath is None
     assert facts.elf_type == "ET_DYN"
     _, lib = read_file_facts(native.libfoo)
-    assert lib is not None and lib.soname == "libfoo.so"
+    assert lib is not None
+    assert lib.soname == "libfoo.so"
 
 
 def test_rpath_when_new_dtags_are_disabled(native: Native) -> None:
@@ -63,7 +65,8 @@ def test_big_library_has_its_dynamic_segment_past_the_head(native: Native) -> No
     # The member read must go past the 4 MiB it keeps of its start (and still be right).
     assert native.big.stat().st_size > 8 << 20
     _, facts = read_file_facts(native.big)
-    assert facts is not None and facts.needed[0] == "libfoo.so"
+    assert facts is not None
+    assert facts.needed[0] == "libfoo.so"
 
 
 @pytest.mark.parametrize(

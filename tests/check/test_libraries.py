@@ -229,7 +229,8 @@ def test_a_record_elsewhere_than_where_it_is_looked_for_does_not_count() -> None
     missing = _missing("libfoo.so", ["provider/lib"])
     records = {"provider": [f"{SITE}/provider/other/libfoo.so"]}
     provider = attribute(missing, REMOVED, records, [SITE])
-    assert provider is not None and provider.how == "likely"
+    assert provider is not None
+    assert provider.how == "likely"
 
 
 def test_the_line_names_library_file_places_and_requirement() -> None:
