@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from wheelpatch.check import elf
 from wheelpatch.check.elf import file_kind, is_library_name, read_file_facts, read_member_facts
 from wheelpatch.errors import InvalidWheel
 from wheelpatch.wheel.archive import read_archive
@@ -59,6 +60,12 @@ def test_a_member_reads_as_the_file_does(
         zf.writestr(zipfile.ZipInfo("pad.txt"), b"x" * 1000)
         zf.write(source, "pkg/lib.so", compress_type=method)
     assert _member_facts(archive, "pkg/lib.so") == read_file_facts(source)
+
+
+def test_both_inflaters_are_tested() -> None:
+    # The test extra installs isal (the `fast` extra), so members are read with it by default.
+    assert elf.INFLATE_MODULES.keys() == {"zlib", "isal"}
+    assert elf.inflater_name == "isal"
 
 
 def test_big_library_has_its_dynamic_segment_past_the_head(native: Native) -> None:

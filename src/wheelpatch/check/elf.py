@@ -25,6 +25,12 @@ from elftools.elf.elffile import ELFFile
 from ..errors import InvalidWheel
 from ..wheel.archive import DEFLATED, STORED, ZipMember
 
+_isal: Any
+try:  # ISA-L's inflate, about twice as fast as zlib's, when the `fast` extra is installed
+    from isal import isal_zlib as _isal
+except ImportError:  # pragma: no cover - depends on the extra
+    _isal = None
+
 __all__ = [
     "ElfFacts",
     "FileKind",
@@ -34,6 +40,12 @@ __all__ = [
     "read_file_facts",
     "read_member_facts",
 ]
+
+#: The inflaters members can be read with: ISA-L's (isal, the ``fast`` extra) if installed, and
+#: zlib's. ``inflater_name`` says which is used.
+INFLATE_MODULES: dict[str, Any] = {"zlib": zlib, **({"isal": _isal} if _isal else {})}
+inflater_name = "isal" if _isal else "zlib"
+_INFLATE_ERRORS: tuple[type[Exception], ...] = tuple(m.error for m in INFLATE_MODULES.values())
 
 #: What a file's first bytes say it is (only ELF is read further).
 FileKind = Literal["elf", "mach-o", "pe", "other"]
@@ -167,7 +179,8 @@ class _Inflater:
         self._restart()
 
     def _restart(self) -> None:
-        self._inflater = zlib.decompressobj(-15) if self._member.method == DEFLATED else None
+        module = INFLATE_MODULES[inflater_name]
+        self._inflater = module.decompressobj(-15) if self._member.method == DEFLATED else None
         self._raw = b""
         self._read_to = self._member.data_offset
         self._produced = 0
@@ -179,6 +192,13 @@ class _Inflater:
         while True:
             if not self._raw:
                 if self._read_to >= member.end_offset:
+                    tail = self._inflater.flush() if self._inflater is not None else b""
+                    if tail:
+                        self._raw = b""
+                        if self._produced < _KEEP_HEAD:
+                            self._head += tail[: _KEEP_HEAD - self._produced]
+                        self._produced += len(tail)
+                        return tail
                     raise InvalidWheel(
                         f"{self._where}: member {member.name!r} ends before its declared size"
                     )
@@ -192,7 +212,7 @@ class _Inflater:
             else:
                 try:
                     piece = self._inflater.decompress(self._raw, limit)
-                except zlib.error as exc:
+                except _INFLATE_ERRORS as exc:
                     raise InvalidWheel(
                         f"{self._where}: member {member.name!r}: corrupt deflate data ({exc})"
                     ) from None

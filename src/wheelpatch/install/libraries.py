@@ -1,15 +1,21 @@
 """``wheelpatch-install``'s library check: after resolution, before anything is written, the
 patched wheels whose overrides removed requirements are checked against what the environment
-will hold (the resolution's wheels, the installed distributions that stay) and the system."""
+will hold (the resolution's wheels, the installed distributions that stay) and the system.
+
+Reading a wheel's ELF files is most of the check's time (the torch wheel's libraries must be
+inflated nearly whole), so it starts in the background as soon as resolution has read and
+planned a patched wheel, while pip resolves the rest."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..check.elf import machine_of
 from ..check.native import (
+    CheckedFiles,
     LibraryReport,
     check_files,
     member_paths,
@@ -21,41 +27,69 @@ from ..check.native import (
 from .environment import TargetEnvironment
 from .resolve import Prepared
 
-__all__ = ["check_resolution"]
+__all__ = ["LibraryCheck"]
 
 
-def check_resolution(
-    plan: Sequence[Prepared],
-    env: TargetEnvironment,
-    *,
-    system_dirs: Sequence[Path] | None = None,
-) -> LibraryReport | None:
-    """The library report of the patched wheels in ``plan`` that lost requirements, or None
-    when there are none (or the target interpreter is no ELF file: nothing is checked)."""
-    patched = [(p, removed_requirements(p.patch.changes)) for p in plan if p.patch is not None]
-    patched = [(p, removed) for p, removed in patched if removed]
-    if not patched:
-        return None
-    target = machine_of(Path(env.interpreter).resolve())
-    if target is None:
-        return None
-    installing = {p.name for p in plan}
-    planned: set[str] = set()
-    paths = {}
-    for prepared in plan:
-        paths[id(prepared)] = member_paths(prepared.wheel, env.scheme(prepared.name))
-        planned.update(paths[id(prepared)].values())
-    for dist in env.distributions():
-        if dist.name not in installing:
-            planned.update(path.as_posix() for path in dist.files())
-    checked = [
-        dataclasses.replace(
-            wheel_objects(p.wheel, paths[id(p)], target, f"{p.name} {p.version}"),
-            removed=removed,
+class LibraryCheck:
+    """The library check of one install: :meth:`start` reads a prepared wheel's ELF files in
+    the background, :meth:`report` joins them with the rest once resolution is done; use it as
+    a context manager (the background thread is waited for at the end)."""
+
+    def __init__(self, env: TargetEnvironment, system_dirs: Sequence[Path] | None = None) -> None:
+        self._env = env
+        self._system_dirs = system_dirs
+        self._target = machine_of(Path(env.interpreter).resolve())
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="wheelpatch-libraries"
         )
-        for p, removed in patched
-    ]
-    site_dirs = [d.as_posix() for d in env.site_dirs]
-    return check_files(
-        checked, planned_exists(planned, site_dirs), system_search(target, system_dirs), site_dirs
-    )
+        self._reads: dict[Path, concurrent.futures.Future[CheckedFiles]] = {}
+
+    def __enter__(self) -> LibraryCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def start(self, prepared: Prepared) -> None:
+        """Begin reading the ELF files of ``prepared`` if its patch removed requirements (no
+        target machine: nothing is checked)."""
+        patch = prepared.patch
+        if self._target is None or patch is None or not removed_requirements(patch.changes):
+            return
+        path = prepared.wheel.path.absolute()
+        if path not in self._reads:
+            paths = member_paths(prepared.wheel, self._env.scheme(prepared.name))
+            label = f"{prepared.name} {prepared.version}"
+            self._reads[path] = self._pool.submit(
+                wheel_objects, prepared.wheel, paths, self._target, label
+            )
+
+    def report(self, plan: Sequence[Prepared]) -> LibraryReport | None:
+        """The report of the patched wheels in ``plan`` that lost requirements, or None when
+        there are none (or the target interpreter is no ELF file: nothing is checked)."""
+        for prepared in plan:
+            self.start(prepared)
+        patched = [p for p in plan if p.wheel.path.absolute() in self._reads]
+        if not patched or self._target is None:
+            return None
+        installing = {p.name for p in plan}
+        planned: set[str] = set()
+        for prepared in plan:
+            planned.update(member_paths(prepared.wheel, self._env.scheme(prepared.name)).values())
+        for dist in self._env.distributions():
+            if dist.name not in installing:
+                planned.update(path.as_posix() for path in dist.files())
+        checked = []
+        for prepared in patched:
+            assert prepared.patch is not None
+            files = self._reads[prepared.wheel.path.absolute()].result()
+            checked.append(
+                dataclasses.replace(files, removed=removed_requirements(prepared.patch.changes))
+            )
+        site_dirs = [d.as_posix() for d in self._env.site_dirs]
+        return check_files(
+            checked,
+            planned_exists(planned, site_dirs),
+            system_search(self._target, self._system_dirs),
+            site_dirs,
+        )

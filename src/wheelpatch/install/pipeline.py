@@ -23,7 +23,7 @@ from ..patch.provenance import render_provenance
 from ..rules.config import Config
 from ..wheel.digest import FileDigest
 from .environment import TargetEnvironment
-from .libraries import check_resolution
+from .libraries import LibraryCheck
 from .resolve import PipOptions, Prepared, mark_installed, resolve
 from .stash import lock_file, recover
 from .transaction import Installed, direct_url, install_wheel
@@ -178,7 +178,7 @@ def install(
             with contextlib.suppress(OSError):  # reading the wheel reports the problem
                 digests[path.absolute()] = FileDigest(path, pool)
     try:
-        with _workdir() as workdir:
+        with _workdir() as workdir, LibraryCheck(env, system_library_dirs) as libraries:
             plan = resolve(
                 wheels=wheels,
                 requirements=requirements,
@@ -189,6 +189,7 @@ def install(
                 no_deps=no_deps,
                 force_reinstall=force_reinstall,
                 strict=strict,
+                on_prepared=libraries.start,
             )
             # A table matches when its project is being installed, is installed already, or is
             # required by what is (triton, which the torch override removes, is no misspelling).
@@ -200,7 +201,7 @@ def install(
             if warn is not None:
                 for warning in unmatched:
                     warn(warning)
-            report = check_resolution(plan, env, system_dirs=system_library_dirs)
+            report = libraries.report(plan)
             if report is not None:
                 refused = report.caused_by_removal
                 if refused and not allow_missing_libraries:

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,8 @@ class _State:
     options: PipOptions
     workdir: Path
     strict: bool
+    #: Told of every wheel read and planned from a file (the library check starts reading it).
+    on_prepared: Callable[[Prepared], None] | None = None
     #: Prepared wheels by every URL pip may report for them (the stand-in's and the original's).
     by_url: dict[str, Prepared] = field(default_factory=dict)
     constraints: list[str] = field(default_factory=list)
@@ -248,6 +250,8 @@ def _prepare(
         prepared_uri = path.absolute().as_uri()
     if not given:
         state.constraints.append(f"{wheel.name} @ {prepared_uri}")
+    if state.on_prepared is not None:
+        state.on_prepared(prepared)
     return prepared
 
 
@@ -338,13 +342,15 @@ def resolve(
     no_deps: bool = False,
     force_reinstall: bool = False,
     strict: bool = False,
+    on_prepared: Callable[[Prepared], None] | None = None,
 ) -> list[Prepared]:
     """The wheels to install, in pip's order, each read, checked and planned.
 
     ``wheels`` are files named on the command line; ``requirements`` are pip arguments
     (requirement strings, or ``-r FILE`` pairs). With only wheels and ``no_deps``, pip is not run.
+    ``on_prepared`` is told of each patched wheel read and planned, as soon as it is.
     """
-    state = _State(config, env, options, workdir, strict)
+    state = _State(config, env, options, workdir, strict, on_prepared)
     given = [_prepare(state, path, requested=True, given=True) for path in wheels]
     if no_deps and not requirements:
         return given
