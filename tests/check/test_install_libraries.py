@@ -23,7 +23,14 @@ from .conftest import Native
 
 
 @pytest.fixture
-def install(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+def install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    # A refusal asks pip for the removed requirements' wheels: never with this machine's pip
+    # configuration, and from no index unless the test names one.
+    for key, value in hermetic_env(PIP_NO_INDEX="1").items():
+        monkeypatch.setenv(key, value)
+
     def run(*argv: str | Path) -> CliResult:
         capsys.readouterr()
         code = main([str(a) for a in argv])
@@ -53,9 +60,27 @@ def test_removing_the_provider_is_refused_and_nothing_is_written(
     assert result.out == ""
     first, last = _refusal_lines(result.err)
     assert first.startswith("error: libfoo.so: needed by consumer 1.0+nolib.1: consumer/_ext.so")
-    assert "removed requirement 'provider'" in first
+    assert "consumer/_ext_rpath.so" in first
+    assert "looked for in site-packages/provider/lib" in first
+    # No index: pip cannot fetch provider's wheel, so its RUNPATH entry names it.
+    assert "likely provided by the removed requirement 'provider'" in first
     assert last == "error: --allow-missing-libraries installs anyway"
     assert changed(before, tree(target)) == []
+
+
+def test_the_provider_is_known_from_its_wheel_when_pip_finds_it(
+    native: Native, install: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    result = install("--config", native.config, "--target", target, "--no-deps",
+                     "--find-links", native.directory / "wheels", native.consumer)  # fmt: skip
+    assert result.code == 6, result.err
+    first, _ = _refusal_lines(result.err)
+    assert first.endswith(
+        "the removed requirement 'provider' provides it (its wheel's RECORD lists "
+        "site-packages/provider/lib/libfoo.so)"
+    )
+    assert not target.exists() or list(target.iterdir()) == []
 
 
 def test_dry_run_is_refused_too(
@@ -136,7 +161,7 @@ def test_end_to_end_refused_then_passes_with_another_distribution(
     before = tree(venv.root)
     done = _wheelpatch_install(*common, "consumer==1.0", expect=6)
     assert "error: libfoo.so: needed by consumer 1.0+nolib.1: consumer/_ext.so" in done.stderr
-    assert "removed requirement 'provider'" in done.stderr
+    assert "the removed requirement 'provider' provides it (its wheel's RECORD" in done.stderr
     assert changed(before, tree(venv.root)) == []
     # The same resolution with foo-runtime in it: its libfoo.so lands where the RUNPATH looks.
     done = _wheelpatch_install(*common, "consumer==1.0", "foo-runtime", expect=0)

@@ -246,7 +246,9 @@ def attribute(
             continue
         hit = sorted(places.intersection(files))
         if hit:
-            return Provider((str(requirement),), "record", f"its wheel's RECORD has {hit[0]}")
+            relative = _under(posixpath.dirname(hit[0]), site_dirs)
+            shown = f"site-packages/{relative}/{missing.library}" if relative else hit[0]
+            return Provider((str(requirement),), "record", f"its wheel's RECORD lists {shown}")
     stem = _library_stem(missing.library)
     stem_tokens = {stem, *re.split(r"[-_.]", stem)}
     by_name = [r for r in removed if {t for t in stem_tokens if len(t) >= 3} & _tokens(r)]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from packaging.utils import NormalizedName
 
 from ..check.elf import machine_of
 from ..check.native import (
@@ -24,8 +26,10 @@ from ..check.native import (
     system_search,
     wheel_objects,
 )
+from ..errors import InvalidWheel
+from ..wheel.source_wheel import read_wheel
 from .environment import TargetEnvironment
-from .resolve import Prepared
+from .resolve import PipOptions, Prepared, download_wheels
 
 __all__ = ["LibraryCheck"]
 
@@ -64,9 +68,14 @@ class LibraryCheck:
                 wheel_objects, prepared.wheel, paths, self._target, label
             )
 
-    def report(self, plan: Sequence[Prepared]) -> LibraryReport | None:
+    def report(
+        self,
+        plan: Sequence[Prepared],
+        records: Mapping[NormalizedName, Iterable[str]] | None = None,
+    ) -> LibraryReport | None:
         """The report of the patched wheels in ``plan`` that lost requirements, or None when
-        there are none (or the target interpreter is no ELF file: nothing is checked)."""
+        there are none (or the target interpreter is no ELF file: nothing is checked).
+        ``records`` gives the install paths of removed requirements' wheels, by project."""
         for prepared in plan:
             self.start(prepared)
         patched = [p for p in plan if p.wheel.path.absolute() in self._reads]
@@ -92,4 +101,21 @@ class LibraryCheck:
             planned_exists(planned, site_dirs),
             system_search(self._target, self._system_dirs),
             site_dirs,
+            records,
         )
+
+    def records(
+        self, report: LibraryReport, options: PipOptions, directory: Path
+    ) -> dict[NormalizedName, list[str]]:
+        """Where the wheels of the requirements ``report`` says were removed would install their
+        files: the wheels are downloaded by pip (without dependencies, from the user's indexes),
+        read and checked; one that cannot be found or read is left out."""
+        records: dict[NormalizedName, list[str]] = {}
+        for path in download_wheels(report.removed, self._env, options, directory):
+            try:
+                wheel = read_wheel(path)
+            except InvalidWheel:
+                continue
+            paths = member_paths(wheel, self._env.scheme(wheel.name))
+            records.setdefault(wheel.name, []).extend(paths.values())
+        return records

@@ -202,6 +202,12 @@ def install(
                 for warning in unmatched:
                     warn(warning)
             report = libraries.report(plan)
+            if report is not None and report.missing and report.removed:
+                # Which removed requirement provided a missing library: known from its wheel's
+                # RECORD when pip can fetch that wheel, else guessed from the names.
+                records = libraries.records(report, options or PipOptions(), workdir / "removed")
+                if records:
+                    report = libraries.report(plan, records)
             if report is not None:
                 refused = report.caused_by_removal
                 if refused and not allow_missing_libraries:

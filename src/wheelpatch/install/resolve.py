@@ -36,7 +36,7 @@ from ..wheel.source_wheel import SourceWheel, read_wheel
 from .environment import InstalledDistribution, TargetEnvironment
 from .wheel_source import check_installable
 
-__all__ = ["PipOptions", "Prepared", "mark_installed", "resolve"]
+__all__ = ["PipOptions", "Prepared", "download_wheels", "mark_installed", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +288,37 @@ def _report(
     document = json.loads(report_path.read_text("utf-8"))
     items: list[dict[str, Any]] = document.get("install", [])
     return items
+
+
+def download_wheels(
+    requirements: Sequence[str],
+    env: TargetEnvironment,
+    options: PipOptions,
+    directory: Path,
+) -> list[Path]:
+    """The wheels pip finds for ``requirements`` (each alone, without dependencies, for the
+    target interpreter, with the user's index options); one pip cannot find is left out."""
+    wheels: list[Path] = []
+    for index, requirement in enumerate(requirements):
+        destination = directory / str(index)
+        command = [
+            *_pip_base(env),
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(destination),
+            *options.args(),
+            requirement,
+        ]
+        try:
+            _run_pip(command, f"download {requirement}")
+        except (ResolutionError, ConfigError):
+            continue
+        wheels += sorted(destination.glob("*.whl"))
+    return wheels
 
 
 def _fetch(state: _State, items: list[dict[str, Any]]) -> dict[str, Path]:
