@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class LibraryCheck:
             1, thread_name_prefix="wheelpatch-libraries"
         )
         self._reads: dict[Path, concurrent.futures.Future[CheckedFiles]] = {}
+        #: The directories that will hold files once installed (known after :meth:`report`).
+        self._planned_dirs: set[str] = set()
 
     def __enter__(self) -> LibraryCheck:
         return self
@@ -88,6 +91,7 @@ class LibraryCheck:
         for dist in self._env.distributions():
             if dist.name not in installing:
                 planned.update(path.as_posix() for path in dist.files())
+        self._planned_dirs = {posixpath.dirname(path) for path in planned}
         checked = []
         for prepared in patched:
             assert prepared.patch is not None
@@ -109,8 +113,20 @@ class LibraryCheck:
     ) -> dict[NormalizedName, list[str]]:
         """Where the wheels of the requirements ``report`` says were removed would install their
         files: the wheels are downloaded by pip (without dependencies, from the user's indexes),
-        read and checked; one that cannot be found or read is left out."""
+        read and checked; one that cannot be found or read is left out.
+
+        pip is asked only when a missing library was looked for in a directory of site-packages
+        that nothing installed will hold, the sign that a removed distribution would have made
+        it: the driver's libcuda.so.1, looked for where torch's CUDA wheels put their
+        libraries, does not send pip after triton when only triton was removed."""
         records: dict[NormalizedName, list[str]] = {}
+        site_dirs = [d.as_posix().rstrip("/") + "/" for d in self._env.site_dirs]
+        if not any(
+            directory.startswith(tuple(site_dirs)) and directory not in self._planned_dirs
+            for missing, _ in report.missing
+            for _, directory in missing.looked
+        ):
+            return records
         for path in download_wheels(report.removed, self._env, options, directory):
             try:
                 wheel = read_wheel(path)

@@ -202,7 +202,7 @@ def install(
                 for warning in unmatched:
                     warn(warning)
             report = libraries.report(plan)
-            if report is not None and report.missing and report.removed:
+            if report is not None and report.missing and not allow_missing_libraries:
                 # Which removed requirement provided a missing library: known from its wheel's
                 # RECORD when pip can fetch that wheel, else guessed from the names.
                 records = libraries.records(report, options or PipOptions(), workdir / "removed")
