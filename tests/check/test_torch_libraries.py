@@ -12,6 +12,7 @@ import pytest
 
 from wheelpatch.check.elf import machine_of
 from wheelpatch.check.native import (
+    LibraryReport,
     check_files,
     member_paths,
     planned_exists,
@@ -31,7 +32,7 @@ SCHEME = {"purelib": SITE, "platlib": SITE, "scripts": "/env/bin", "data": "/env
           "headers": "/env/include/torch"}  # fmt: skip
 
 
-def _check(tmp_path: Path, remove: str) -> tuple[list[str], object, list[str]]:
+def _check(tmp_path: Path, remove: str) -> tuple[list[str], LibraryReport, list[str]]:
     if not TORCH.is_file():
         pytest.fail(f"{TORCH} is missing: this test needs the real CUDA torch wheel")
     config_path = tmp_path / "pyproject.toml"
@@ -60,16 +61,16 @@ def _check(tmp_path: Path, remove: str) -> tuple[list[str], object, list[str]]:
 
 def test_nvidia_removed_names_cudnn_and_the_other_cuda_libraries(tmp_path: Path) -> None:
     missing, report, own = _check(tmp_path, '"nvidia-*"')
-    assert len(report.checked[0].objects) == 13  # type: ignore[attr-defined]
+    assert len(report.checked[0].objects) == 13
     for library in ("libcudnn.so.9", "libnccl.so.2", "libcusparseLt.so.0", "libnvshmem_host.so.3",
                     "libcublas.so.13", "libcudart.so.13"):  # fmt: skip
         assert library in missing
-    providers = {m.library: p for m, p in report.missing}  # type: ignore[attr-defined]
+    providers = {m.library: p for m, p in report.missing}
     cudnn = providers["libcudnn.so.9"]
     assert cudnn is not None
     assert cudnn.how == "likely"
     assert cudnn.requirements == ('nvidia-cudnn-cu13==9.24.0.43; platform_system == "Linux"',)
-    line = next(line for line in report.lines if line.startswith("libcudnn.so.9:"))  # type: ignore[attr-defined]
+    line = next(line for line in report.lines if line.startswith("libcudnn.so.9:"))
     assert "needed by torch 2.14.1: torch/lib/libtorch_cuda.so" in line
     assert "site-packages/nvidia/cudnn/lib" in line
     # torch's own libraries resolve through $ORIGIN: none is missing.
@@ -82,4 +83,4 @@ def test_only_triton_removed_finds_nothing_missing_from_torch_itself(tmp_path: P
     assert not set(missing) & set(own)
     # What is missing (the CUDA wheels are not part of this check, the driver's libcuda.so.1)
     # is not put on triton.
-    assert all(p is None for _, p in report.missing)  # type: ignore[attr-defined]
+    assert all(p is None for _, p in report.missing)
