@@ -36,6 +36,7 @@ __all__ = [
     "Provider",
     "SystemSearch",
     "attribute",
+    "describe",
     "find_missing",
 ]
 

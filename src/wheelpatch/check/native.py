@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 
 from ..wheel.source_wheel import SourceWheel
 from .elf import ElfFacts, FileKind, is_library_name, read_file_facts, read_member_facts
@@ -36,6 +36,7 @@ __all__ = [
     "check_files",
     "installed_objects",
     "member_paths",
+    "planned_exists",
     "removed_requirements",
     "system_search",
     "wheel_objects",
@@ -373,7 +374,3 @@ def planned_exists(planned: Iterable[str], model_roots: Sequence[str]) -> Callab
         return os.path.exists(path)
 
     return exists
-
-
-def distribution_label(name: str, version: object) -> str:
-    return f"{canonicalize_name(name)} {version}"

@@ -7,7 +7,6 @@ sub-parsers (its handler is :func:`run`, set as the parser's ``handler`` default
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import sys
@@ -16,7 +15,6 @@ from typing import Any, TextIO
 
 from ..check.libraries import EXIT_MISSING_LIBRARIES
 from ..errors import (
-    EXIT_CONFIG,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
@@ -199,9 +197,9 @@ def _code(report: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with contextlib.suppress(BrokenPipeError):
-        return run(_parser().parse_args(argv))
-    return EXIT_CONFIG  # pragma: no cover
+    """``python -m wheelpatch.cli.check_libraries libraries ...``, until ``wheelpatch check``
+    has the sub-command."""
+    return run(_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
