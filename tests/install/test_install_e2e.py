@@ -859,7 +859,7 @@ def test_installed_by_uv_resolves_with_its_declared_pip(
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     run(sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", wheels, REPO)
-    wheelhouse_of_installed(["packaging", "installer", "pip"], wheels)
+    wheelhouse_of_installed(["packaging", "installer", "pip", "tomlkit", "pyelftools"], wheels)
     uv = uv_binary()
     root = tmp_path / "uv-venv"
     run(uv, "venv", "--python", sys.executable, root)
