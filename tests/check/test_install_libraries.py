@@ -127,6 +127,43 @@ def test_a_system_library_directory_provides_it(
     assert "missing" not in result.err
 
 
+def test_a_library_no_removal_explains_is_a_warning_beside_the_refusal(
+    native: Native,
+    install: Callable[..., CliResult],
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+) -> None:
+    # _drv.so needs libdriver.so.1 (no RUNPATH), which no requirement provides, as torch needs
+    # the GPU driver's libcuda.so.1.
+    needs_driver = native.directory / "needs_driver.so"
+    if not needs_driver.exists():
+        (native.directory / "drv.c").write_text("int drv(void) { return 1; }\n")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libdriver.so.1", "-o",
+                        "libdriver.so.1", "drv.c"], cwd=native.directory, check=True)  # fmt: skip
+        (native.directory / "use_drv.c").write_text(
+            "int drv(void);\nint use(void) { return drv(); }\n"
+        )
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", "needs_driver.so", "use_drv.c", "-L.",
+                        "-Wl,--no-as-needed", "-l:libdriver.so.1"], cwd=native.directory,
+                       check=True)  # fmt: skip
+    wheel = make_wheel(
+        name="consumer",
+        version="1.1",
+        requires=("provider",),
+        files={
+            "consumer/__init__.py": b"",
+            "consumer/_drv.so": needs_driver.read_bytes(),
+            "consumer/_ext.so": native.ext_runpath.read_bytes(),
+        },
+    )
+    result = install("--config", native.config, "--target", tmp_path / "t", "--no-deps", wheel)
+    assert result.code == 6, result.err
+    lines = result.err.splitlines()
+    assert lines[0].startswith("warning: missing library libdriver.so.1: needed by consumer")
+    assert lines[0].endswith("no requirement the overrides removed is known to provide it")
+    assert lines[1].startswith("error: libfoo.so: needed by consumer 1.1+nolib.1: consumer/_ext.so")
+
+
 def test_a_wheel_the_override_does_not_strip_is_not_refused(
     native: Native, install: Callable[..., CliResult], tmp_path: Path
 ) -> None:

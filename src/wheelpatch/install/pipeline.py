@@ -210,11 +210,15 @@ def install(
                     report = libraries.report(plan, records)
             if report is not None:
                 refused = report.caused_by_removal
-                if refused and not allow_missing_libraries:
-                    raise MissingLibraries([*refused, "--allow-missing-libraries installs anyway"])
+                refusing = bool(refused) and not allow_missing_libraries
+                # Missing without a removal of ours to blame (a GPU driver): warned of, not
+                # refused; then the removal's own, as warnings when allowed.
+                warned = [*report.other_missing] if refusing else [*refused, *report.other_missing]
                 if warn is not None:
-                    for line in [*refused, *report.other_missing]:
+                    for line in warned:
                         warn(f"missing library {line}")
+                if refusing:
+                    raise MissingLibraries([*refused, "--allow-missing-libraries installs anyway"])
             if resolved is not None:
                 resolved(plan)
             if dry_run:
