@@ -10,19 +10,19 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from . import check_cycles
+from . import check_cycles, check_libraries
 from .terminal import Parser
 
 __all__ = ["add_commands", "run"]
 
-_CHECKS = (check_cycles,)
+_CHECKS = (check_cycles, check_libraries)
 
 
 def add_commands(commands: Any) -> None:
     """Add ``check`` and its sub-commands to ``wheelpatch``'s sub-parsers."""
     check = commands.add_parser(
         "check",
-        help="check a resolution: requirement cycles, ...",
+        help="check a resolution: requirement cycles, native libraries a removal leaves missing",
         description="Check a resolution (wheels, a wheelhouse, requirements, a pylock.toml or "
         "an index) before it is installed or built: see each check's --help.",
     )

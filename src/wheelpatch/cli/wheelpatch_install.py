@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a wheel was refused or failed verification (nothing of it installed);
 2 usage or configuration error; 3 the environment could not be written (that wheel rolled back);
-4 pip could not resolve or download the requirements; 130 interrupted.
+4 pip could not resolve or download the requirements; 6 a native library would be missing;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ exit codes:
        pip to resolve with, or the platform has no POSIX file locks (Windows)
   3    the environment could not be written (that wheel was rolled back)
   4    pip could not resolve or download the requirements
+  6    a native library would be missing: a patched wheel's ELF file needs a library that a
+       requirement the override removed would have provided (nothing was written; one line
+       per library: the library, the file needing it, where it was looked for, the removed
+       requirement); --allow-missing-libraries installs anyway, with those lines as warnings
   130  interrupted
 """
 
@@ -138,6 +143,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse a wheel when an override entry matches none of its requirements, and "
         "refuse to install when an override table matches no distribution being installed",
+    )
+    parser.add_argument(
+        "--allow-missing-libraries",
+        action="store_true",
+        help="install even when a patched wheel's native library would be missing because an "
+        "override removed the requirement providing it (a warning instead of exit code 6)",
+    )
+    parser.add_argument(
+        "--system-library-dir",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="the library check looks for system libraries in DIR (repeatable) instead of the "
+        "default directories and ld.so.cache, e.g. the CUDA libraries of the image the "
+        "environment will run in",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     return parser
@@ -278,6 +298,8 @@ def _run(
         compile_bytecode=not args.no_compile,
         dry_run=args.dry_run,
         strict=args.strict,
+        allow_missing_libraries=args.allow_missing_libraries,
+        system_library_dirs=args.system_library_dir,
         progress=progress,
         notify=lambda note: print(f"note: {note} in {env.root}", file=sys.stderr),
         warn=lambda warning: print(f"warning: {warning}", file=sys.stderr),

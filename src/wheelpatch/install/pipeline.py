@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..check.libraries import MissingLibraries
 from ..errors import EXIT_INPUT, WheelpatchError
 from ..patch.provenance import render_generated
 from ..rules.config import Config
 from ..wheel.digest import FileDigest, HashProcess
 from .environment import TargetEnvironment
+from .libraries import LibraryCheck
 from .resolve import PipOptions, Prepared, mark_installed, resolve
 from .stash import lock_file, recover
 from .transaction import Installed, direct_url, install_wheel
@@ -144,6 +146,8 @@ def install(
     compile_bytecode: bool = True,
     dry_run: bool = False,
     strict: bool = False,
+    allow_missing_libraries: bool = False,
+    system_library_dirs: Sequence[Path] | None = None,
     progress: ProgressFactory | None = None,
     resolved: Callable[[list[Prepared]], None] | None = None,
     notify: Callable[[str], None] | None = None,
@@ -155,7 +159,14 @@ def install(
 
     Once resolved, each override table that matches no distribution being installed (nor one
     installed already) is a warning given to ``warn``; with ``strict``, it is an
-    :class:`UnmatchedOverrides` error before anything is installed."""
+    :class:`UnmatchedOverrides` error before anything is installed.
+
+    Then the patched wheels that lost requirements are checked for native libraries the removal
+    leaves unresolved (see :mod:`wheelpatch.install.libraries`; ``system_library_dirs`` replaces
+    the system's directories and ld.so.cache): such a library is a
+    :class:`~wheelpatch.check.libraries.MissingLibraries` error before anything is written, or
+    with ``allow_missing_libraries`` a warning; a missing library no removed requirement is known
+    to provide is a warning either way."""
     # The sha256 of each source (provenance, direct_url.json) is hashed in the background from
     # the start, while pip resolves and while members are written.
     pool = HashProcess()
@@ -165,7 +176,7 @@ def install(
             with contextlib.suppress(OSError):  # reading the wheel reports the problem
                 digests[path.absolute()] = FileDigest(path, pool)
     try:
-        with _workdir() as workdir:
+        with _workdir() as workdir, LibraryCheck(env, system_library_dirs) as libraries:
             plan = resolve(
                 wheels=wheels,
                 requirements=requirements,
@@ -176,6 +187,7 @@ def install(
                 no_deps=no_deps,
                 force_reinstall=force_reinstall,
                 strict=strict,
+                on_prepared=libraries.start,
             )
             # A table matches when its project is being installed, is installed already, or is
             # required by what is (triton, which the torch override removes, is no misspelling).
@@ -187,6 +199,24 @@ def install(
             if warn is not None:
                 for warning in unmatched:
                     warn(warning)
+            report = libraries.report(plan)
+            if report is not None and report.missing and not allow_missing_libraries:
+                # Which removed requirement provided a missing library: known from its wheel's
+                # RECORD when pip can fetch that wheel, else guessed from the names.
+                records = libraries.records(report, options or PipOptions(), workdir / "removed")
+                if records:
+                    report = libraries.report(plan, records)
+            if report is not None:
+                refused = report.caused_by_removal
+                refusing = bool(refused) and not allow_missing_libraries
+                # Missing without a removal of ours to blame (a GPU driver): warned of, not
+                # refused; then the removal's own, as warnings when allowed.
+                warned = [*report.other_missing] if refusing else [*refused, *report.other_missing]
+                if warn is not None:
+                    for line in warned:
+                        warn(f"missing library {line}")
+                if refusing:
+                    raise MissingLibraries([*refused, "--allow-missing-libraries installs anyway"])
             if resolved is not None:
                 resolved(plan)
             if dry_run:

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "PipOptions",
     "Prepared",
     "ResolvedPackages",
+    "download_wheels",
     "mark_installed",
     "resolve",
     "resolve_packages",
@@ -112,6 +113,8 @@ class _State:
     options: PipOptions
     workdir: Path
     strict: bool
+    #: Told of every wheel read and planned from a file (the library check starts reading it).
+    on_prepared: Callable[[Prepared], None] | None = None
     #: Prepared wheels by every URL pip may report for them (the stand-in's and the original's).
     by_url: dict[str, Prepared] = field(default_factory=dict)
     constraints: list[str] = field(default_factory=list)
@@ -259,6 +262,8 @@ def _prepare(
         prepared_uri = path.absolute().as_uri()
     if not given:
         state.constraints.append(f"{wheel.name} @ {prepared_uri}")
+    if state.on_prepared is not None:
+        state.on_prepared(prepared)
     return prepared
 
 
@@ -298,6 +303,37 @@ def _report(
     if isinstance(environment, dict):
         state.environment = {str(k): str(v) for k, v in environment.items()}
     return items
+
+
+def download_wheels(
+    requirements: Sequence[str],
+    env: TargetEnvironment,
+    options: PipOptions,
+    directory: Path,
+) -> list[Path]:
+    """The wheels pip finds for ``requirements`` (each alone, without dependencies, for the
+    target interpreter, with the user's index options); one pip cannot find is left out."""
+    wheels: list[Path] = []
+    for index, requirement in enumerate(requirements):
+        destination = directory / str(index)
+        command = [
+            *_pip_base(env),
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(destination),
+            *options.args(),
+            requirement,
+        ]
+        try:
+            _run_pip(command, f"download {requirement}")
+        except (ResolutionError, ConfigError):
+            continue
+        wheels += sorted(destination.glob("*.whl"))
+    return wheels
 
 
 def _fetch(state: _State, items: list[dict[str, Any]]) -> dict[str, Path]:
@@ -352,13 +388,15 @@ def resolve(
     no_deps: bool = False,
     force_reinstall: bool = False,
     strict: bool = False,
+    on_prepared: Callable[[Prepared], None] | None = None,
 ) -> list[Prepared]:
     """The wheels to install, in pip's order, each read, checked and planned.
 
     ``wheels`` are files named on the command line; ``requirements`` are pip arguments
     (requirement strings, or ``-r FILE`` pairs). With only wheels and ``no_deps``, pip is not run.
+    ``on_prepared`` is told of each patched wheel read and planned, as soon as it is.
     """
-    state = _State(config, env, options, workdir, strict)
+    state = _State(config, env, options, workdir, strict, on_prepared)
     given = [_prepare(state, path, requested=True, given=True) for path in wheels]
     if no_deps and not requirements:
         return given

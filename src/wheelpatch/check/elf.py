@@ -1,0 +1,387 @@
+"""What the dynamic loader reads of one ELF file: DT_NEEDED, DT_RUNPATH, DT_RPATH, DT_SONAME,
+its machine and class, read by pyelftools from a file on disk or from a wheel member.
+
+A member is never inflated whole unless what the loader reads lies at its end: pyelftools is given
+a stream that holds only the ranges inflated so far (a head of the member, then the dynamic
+segment and its string table, which it asks for by offset), and asking for bytes that are not
+there inflates the member further, forward. The ELF header and program headers open a file; the
+dynamic segment and string table usually follow within the first few MB, but a library rewritten
+by patchelf (torch's, whose RPATH was set after linking) has its string table at the very end.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal, cast
+
+from elftools.common.exceptions import ELFError
+from elftools.common.utils import parse_cstring_from_stream, struct_parse
+from elftools.elf.elffile import ELFFile
+
+from ..errors import InvalidWheel
+from ..wheel.archive import DEFLATED, STORED, ZipMember
+
+_isal: Any
+try:  # ISA-L's inflate, about twice as fast as zlib's, when the `fast` extra is installed
+    from isal import isal_zlib as _isal
+except ImportError:  # pragma: no cover - depends on the extra
+    _isal = None
+
+__all__ = [
+    "ElfFacts",
+    "FileKind",
+    "file_kind",
+    "is_library_name",
+    "machine_of",
+    "read_file_facts",
+    "read_member_facts",
+]
+
+#: The inflaters members can be read with: ISA-L's (isal, the ``fast`` extra) if installed, and
+#: zlib's. ``inflater_name`` says which is used.
+INFLATE_MODULES: dict[str, Any] = {"zlib": zlib, **({"isal": _isal} if _isal else {})}
+inflater_name = "isal" if _isal else "zlib"
+_INFLATE_ERRORS: tuple[type[Exception], ...] = tuple(m.error for m in INFLATE_MODULES.values())
+
+#: What a file's first bytes say it is (only ELF is read further).
+FileKind = Literal["elf", "mach-o", "pe", "other"]
+
+_MACHO_MAGICS = (
+    b"\xfe\xed\xfa\xce",
+    b"\xce\xfa\xed\xfe",
+    b"\xfe\xed\xfa\xcf",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",  # a universal (fat) binary
+)
+#: The first inflated piece of a member: ELF and program headers, usually much more.
+_HEAD = 64 << 10
+#: Inflated bytes below this offset are kept (dynamic string tables normally lie there).
+_KEEP_HEAD = 4 << 20
+#: A dynamic section or string table larger than this is not believed.
+_TABLE_CAP = 64 << 20
+_CHUNK = 1 << 20
+#: Inflated at most at once when skipping towards a range.
+_SKIP = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ElfFacts:
+    """The parts of one ELF file the dynamic loader acts on."""
+
+    machine: str
+    elf_class: int
+    elf_type: str
+    needed: tuple[str, ...]
+    #: None when the file has no such tag (an empty tag is an empty tuple).
+    runpath: tuple[str, ...] | None
+    rpath: tuple[str, ...] | None
+    soname: str | None
+
+
+def file_kind(head: bytes) -> FileKind:
+    if head[:4] == b"\x7fELF":
+        return "elf"
+    if head[:4] in _MACHO_MAGICS:
+        return "mach-o"
+    if head[:2] == b"MZ":
+        return "pe"
+    return "other"
+
+
+def is_library_name(name: str) -> bool:
+    """Whether a member's name is that of a shared object or extension module (any platform)."""
+    base = name.rsplit("/", 1)[-1].lower()
+    return base.endswith((".so", ".dylib", ".dll", ".pyd")) or ".so." in base
+
+
+class _Unread(Exception):
+    """pyelftools asked for bytes of the member that are not inflated yet."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(start, end)
+        self.start = start
+        self.end = end
+
+
+class _Window(io.RawIOBase):
+    """A seekable stream over the ranges of a file known so far; reading elsewhere raises
+    :class:`_Unread` with the range wanted."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size = size
+        self._ranges: list[tuple[int, bytes]] = []
+        self._pos = 0
+
+    def add(self, start: int, data: bytes) -> None:
+        self._ranges.append((start, data))
+
+    def has(self, start: int, end: int) -> bool:
+        return any(s <= start and end <= s + len(d) for s, d in self._ranges)
+
+    def require(self, start: int, length: int) -> None:
+        end = min(self._size, start + length)
+        if start < self._size and not self.has(start, end):
+            raise _Unread(start, end)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = self._size + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        start = self._pos
+        end = self._size if size is None or size < 0 else min(self._size, start + size)
+        if start >= end:
+            return b""
+        for s, data in self._ranges:
+            if s <= start < s + len(data):
+                piece = data[start - s : end - s]
+                if start + len(piece) == end:
+                    self._pos = end
+                    return piece
+        raise _Unread(start, end)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Inflater:
+    """Inflates one member forward, keeping its first :data:`_KEEP_HEAD` bytes; a range before
+    where it stands (and past the head) restarts it from the member's first byte."""
+
+    def __init__(self, fd: int, member: ZipMember, where: str) -> None:
+        if member.method not in (STORED, DEFLATED):  # pragma: no cover - read_archive refuses
+            raise InvalidWheel(f"{where}: member {member.name!r}: unknown compression")
+        self._fd = fd
+        self._member = member
+        self._where = where
+        self._head = bytearray()
+        self._restart()
+
+    def _restart(self) -> None:
+        module = INFLATE_MODULES[inflater_name]
+        self._inflater = module.decompressobj(-15) if self._member.method == DEFLATED else None
+        self._raw = b""
+        self._read_to = self._member.data_offset
+        self._produced = 0
+        self._head.clear()
+
+    def _more(self, limit: int) -> bytes:
+        """At most ``limit`` next bytes of the member (never empty before its end)."""
+        member = self._member
+        while True:
+            if not self._raw:
+                if self._read_to >= member.end_offset:
+                    tail = self._inflater.flush() if self._inflater is not None else b""
+                    if tail:
+                        self._raw = b""
+                        if self._produced < _KEEP_HEAD:
+                            self._head += tail[: _KEEP_HEAD - self._produced]
+                        self._produced += len(tail)
+                        return tail
+                    raise InvalidWheel(
+                        f"{self._where}: member {member.name!r} ends before its declared size"
+                    )
+                want = min(_CHUNK, member.end_offset - self._read_to)
+                self._raw = os.pread(self._fd, want, self._read_to)
+                if not self._raw:
+                    raise InvalidWheel(f"{self._where}: member {member.name!r} is truncated")
+                self._read_to += len(self._raw)
+            if self._inflater is None:
+                piece, self._raw = self._raw[:limit], self._raw[limit:]
+            else:
+                try:
+                    piece = self._inflater.decompress(self._raw, limit)
+                except _INFLATE_ERRORS as exc:
+                    raise InvalidWheel(
+                        f"{self._where}: member {member.name!r}: corrupt deflate data ({exc})"
+                    ) from None
+                self._raw = self._inflater.unconsumed_tail
+            if piece:
+                if self._produced < _KEEP_HEAD:
+                    self._head += piece[: _KEEP_HEAD - self._produced]
+                self._produced += len(piece)
+                return piece
+
+    def fetch(self, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` of the member, uncompressed."""
+        if end <= len(self._head):
+            return bytes(self._head[start:end])
+        if start < self._produced:
+            self._restart()
+        while self._produced < start:  # skip forward
+            self._more(min(_SKIP, start - self._produced))
+        parts = []
+        while self._produced < end:
+            parts.append(self._more(min(_CHUNK, end - self._produced)))
+        return b"".join(parts)
+
+
+def _facts(stream: _Window | io.BufferedReader, size: int) -> ElfFacts:
+    """Read the facts with pyelftools' header and structure parsers; raises :class:`_Unread`
+    (before pyelftools reads) for a range that is not inflated yet.
+
+    The program headers and the dynamic segment are parsed one structure at a time: building
+    pyelftools' segment objects would read the section headers too, which lie at the file's end
+    and which the loader never reads."""
+    reader = cast("IO[bytes]", stream)
+    elf = ELFFile(reader)
+    structs = elf.structs
+    machine = str(elf["e_machine"])
+    elf_type = str(elf["e_type"])
+    count, entry_size, table_at = int(elf["e_phnum"]), int(elf["e_phentsize"]), int(elf["e_phoff"])
+    if count and entry_size < structs.Elf_Phdr.sizeof():
+        raise ELFError(f"e_phentsize {entry_size} is too small")
+    _require(stream, table_at, count * entry_size, size, "its program headers")
+    headers = [
+        struct_parse(structs.Elf_Phdr, reader, table_at + n * entry_size) for n in range(count)
+    ]
+    needed: list[str] = []
+    runpath: list[str] | None = None
+    rpath: list[str] | None = None
+    soname: str | None = None
+    for header in headers:
+        if header["p_type"] != "PT_DYNAMIC":
+            continue
+        offset, length = int(header["p_offset"]), int(header["p_filesz"])
+        _require(stream, offset, length, size, "its dynamic segment")
+        entry = structs.Elf_Dyn.sizeof()
+        tags = []
+        for n in range(length // entry):
+            tag = struct_parse(structs.Elf_Dyn, reader, offset + n * entry)
+            if tag["d_tag"] == "DT_NULL":
+                break
+            tags.append((str(tag["d_tag"]), int(tag["d_val"])))
+        address = next((value for name, value in tags if name == "DT_STRTAB"), None)
+        table_size = next((value for name, value in tags if name == "DT_STRSZ"), None)
+        table = None if address is None else _file_offset(headers, address)
+        if table is None or table_size is None:
+            raise ELFError("its dynamic segment has no string table the loader can map")
+        # and the last string's read: pyelftools reads strings 64 bytes at a time.
+        _require(stream, table, table_size, size, "its dynamic string table", slack=64)
+
+        def string(value: int, table: int = table, table_size: int = table_size) -> str:
+            if value >= table_size:
+                raise ELFError(f"a dynamic string at {value} lies past its table's end")
+            raw = parse_cstring_from_stream(reader, table + value)
+            return (raw or b"").decode("utf-8", "surrogateescape")
+
+        for name, value in tags:
+            if name == "DT_NEEDED":
+                needed.append(string(value))
+            elif name == "DT_RUNPATH":
+                runpath = [*(runpath or []), string(value)]
+            elif name == "DT_RPATH":
+                rpath = [*(rpath or []), string(value)]
+            elif name == "DT_SONAME":
+                soname = string(value)
+        break
+    return ElfFacts(
+        machine=machine,
+        elf_class=int(elf.elfclass),
+        elf_type=elf_type,
+        needed=tuple(needed),
+        runpath=None if runpath is None else _split(runpath),
+        rpath=None if rpath is None else _split(rpath),
+        soname=soname,
+    )
+
+
+def _split(values: list[str]) -> tuple[str, ...]:
+    return tuple(part for value in values for part in value.split(":") if part)
+
+
+def _file_offset(headers: list[Any], address: int) -> int | None:
+    """Where the loader finds virtual address ``address``: in the PT_LOAD segment holding it."""
+    for header in headers:
+        start = int(header["p_vaddr"])
+        if header["p_type"] == "PT_LOAD" and start <= address < start + int(header["p_filesz"]):
+            return address - start + int(header["p_offset"])
+    return None
+
+
+def _require(stream: object, start: int, length: int, size: int, what: str, slack: int = 0) -> None:
+    if length > _TABLE_CAP or start + length > size:
+        raise ELFError(f"{what} ({length} bytes at offset {start}) lie outside the file")
+    if isinstance(stream, _Window):
+        stream.require(start, length + slack)
+
+
+def _parse(stream: _Window | io.BufferedReader, size: int, where: str) -> ElfFacts:
+    try:
+        return _facts(stream, size)
+    except _Unread:
+        raise
+    except (ELFError, UnicodeDecodeError, ValueError, KeyError, AttributeError) as exc:
+        raise InvalidWheel(f"{where}: not a readable ELF file ({exc})") from None
+
+
+def read_member_facts(fd: int, member: ZipMember, where: str) -> tuple[FileKind, ElfFacts | None]:
+    """What member ``member`` of the archive open as ``fd`` is, and its facts if it is ELF.
+
+    ``where`` (``wheel: member``) starts the error of a member that is ELF but unreadable."""
+    size = member.file_size
+    inflater = _Inflater(fd, member, where.split(":", 1)[0])
+    window = _Window(size)
+    head_end = min(size, _HEAD)
+    window.add(0, inflater.fetch(0, head_end))
+    kind = file_kind(window.read(4) if size >= 4 else b"")
+    if kind != "elf":
+        return kind, None
+    for _ in range(16):
+        window.seek(0)
+        try:
+            return kind, _parse(window, size, where)
+        except _Unread as need:
+            if need.end > size:
+                raise InvalidWheel(f"{where}: not a readable ELF file (truncated)") from None
+            end = min(size, max(need.end, need.start + _HEAD))
+            window.add(need.start, inflater.fetch(need.start, end))
+    raise InvalidWheel(f"{where}: not a readable ELF file (its tables keep moving)")
+
+
+def read_file_facts(path: Path) -> tuple[FileKind, ElfFacts | None]:
+    """What the file at ``path`` is, and its facts if it is ELF; a file that cannot be read is
+    ``other``."""
+    try:
+        with path.open("rb") as stream:
+            kind = file_kind(stream.read(4))
+            if kind != "elf":
+                return kind, None
+            size = os.fstat(stream.fileno()).st_size
+            return kind, _parse(stream, size, str(path))
+    except OSError:
+        return "other", None
+
+
+def machine_of(path: Path) -> tuple[str, int] | None:
+    """The (machine, class) of the ELF file at ``path`` (an interpreter), None if it is none."""
+    try:
+        with path.open("rb") as stream:
+            if stream.read(4) != b"\x7fELF":
+                return None
+            stream.seek(0)
+            elf = ELFFile(stream)
+            return str(elf["e_machine"]), int(elf.elfclass)
+    except (OSError, ELFError):
+        return None

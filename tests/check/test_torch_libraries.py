@@ -1,0 +1,86 @@
+"""The real CUDA torch wheel (554 MB, its libraries' dynamic string tables at their ends, where
+patchelf put them): the check names libcudnn.so.9 and the other CUDA libraries when nvidia-* is
+removed, and finds nothing missing among torch's own libraries when only triton is."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from wheelpatch.check.elf import machine_of
+from wheelpatch.check.native import (
+    LibraryReport,
+    check_files,
+    member_paths,
+    planned_exists,
+    removed_requirements,
+    system_search,
+    wheel_objects,
+)
+from wheelpatch.patch.plan import PatchPlan, plan_patch
+from wheelpatch.rules.config import load_config
+from wheelpatch.wheel.source_wheel import read_wheel
+
+pytestmark = pytest.mark.slow
+
+TORCH = Path("/opt/pypi-more/files/torch-2.14.1-cp311-cp311-manylinux_2_28_x86_64.whl")
+SITE = "/env/lib/python3.11/site-packages"
+SCHEME = {"purelib": SITE, "platlib": SITE, "scripts": "/env/bin", "data": "/env",
+          "headers": "/env/include/torch"}  # fmt: skip
+
+
+def _check(tmp_path: Path, remove: str) -> tuple[list[str], LibraryReport, list[str]]:
+    if not TORCH.is_file():
+        pytest.fail(f"{TORCH} is missing: this test needs the real CUDA torch wheel")
+    config_path = tmp_path / "pyproject.toml"
+    config_path.write_text(
+        f'[tool.wheelpatch]\nlocal-version = "t.1"\n[tool.wheelpatch.overrides.torch]\n'
+        f"remove = [{remove}]\n",
+        encoding="utf-8",
+    )
+    wheel = read_wheel(TORCH)
+    plan = plan_patch(wheel, load_config(config_path))
+    assert isinstance(plan, PatchPlan)
+    target = machine_of(Path(sys.executable).resolve())
+    assert target == ("EM_X86_64", 64)
+    paths = member_paths(wheel, SCHEME)
+    files = dataclasses.replace(
+        wheel_objects(wheel, paths, target), removed=removed_requirements(plan.changes)
+    )
+    # An empty system: what this machine happens to have plays no part.
+    report = check_files(
+        [files], planned_exists(paths.values(), [SITE]), system_search(target, []), [SITE]
+    )
+    own = {o.path.rsplit("/", 1)[-1] for o in files.objects}
+    own |= {o.facts.soname for o in files.objects if o.facts.soname}
+    return [m.library for m, _ in report.missing], report, sorted(own)
+
+
+def test_nvidia_removed_names_cudnn_and_the_other_cuda_libraries(tmp_path: Path) -> None:
+    missing, report, own = _check(tmp_path, '"nvidia-*"')
+    assert len(report.checked[0].objects) == 13
+    for library in ("libcudnn.so.9", "libnccl.so.2", "libcusparseLt.so.0", "libnvshmem_host.so.3",
+                    "libcublas.so.13", "libcudart.so.13"):  # fmt: skip
+        assert library in missing
+    providers = {m.library: p for m, p in report.missing}
+    cudnn = providers["libcudnn.so.9"]
+    assert cudnn is not None
+    assert cudnn.how == "likely"
+    assert cudnn.requirements == ('nvidia-cudnn-cu13==9.24.0.43; platform_system == "Linux"',)
+    line = next(line for line in report.lines if line.startswith("libcudnn.so.9:"))
+    assert "needed by torch 2.14.1: torch/lib/libtorch_cuda.so" in line
+    assert "site-packages/nvidia/cudnn/lib" in line
+    # torch's own libraries resolve through $ORIGIN: none is missing.
+    assert not set(missing) & set(own)
+
+
+def test_only_triton_removed_finds_nothing_missing_from_torch_itself(tmp_path: Path) -> None:
+    missing, report, own = _check(tmp_path, '"triton"')
+    assert "libc10.so" in own
+    assert not set(missing) & set(own)
+    # What is missing (the CUDA wheels are not part of this check, the driver's libcuda.so.1)
+    # is not put on triton.
+    assert all(p is None for _, p in report.missing)
