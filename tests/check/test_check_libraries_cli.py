@@ -1,8 +1,7 @@
-"""``wheelpatch check libraries`` in-process, through the parser its ``register`` builds."""
+"""``wheelpatch check libraries`` in-process, through ``wheelpatch``'s own ``main``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from wheelpatch.check.libraries import EXIT_MISSING_LIBRARIES
-from wheelpatch.cli import check_libraries
 from wheelpatch.cli.wheelpatch_install import main as install_main
 
 from ..conftest import CliResult, snapshot
@@ -18,18 +16,11 @@ from .conftest import Native
 
 
 @pytest.fixture
-def check(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    parser = argparse.ArgumentParser(prog="wheelpatch check")
-    check_libraries.register(parser.add_subparsers(dest="check", required=True))
+def check(cli: Callable[..., CliResult]) -> Callable[..., CliResult]:
+    """``wheelpatch check libraries ARGS``, through the command line's own ``main``."""
 
     def run(*argv: str | Path) -> CliResult:
-        capsys.readouterr()
-        try:
-            code = check_libraries.run(parser.parse_args(["libraries", *map(str, argv)]))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+        return cli("check", "libraries", *argv)
 
     return run
 
