@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from wheelpatch.patch.writer import patched_size, write_wheel
 from wheelpatch.wheel.source_wheel import read_wheel
 
 from ..conftest import WheelSpec, build_wheel
+from ..sboms import SBOM, validated_sbom
 from ..zipcraft import build_zip, wheel_entries, wheel_filename
 
 CONFIG = parse_config(
@@ -38,6 +40,24 @@ def _crafted(directory: Path, *, descriptor: bool = False, zip64: bool = False) 
     return path
 
 
+def _re_patched(directory: Path, sha256: str) -> Path:
+    earlier = {
+        "schema": 1,
+        "source": {"filename": "demo-0.whl", "sha256": sha256},
+        "history": [{"schema": 1, "source": {"filename": "demo-00.whl", "sha256": "cd" * 32}}],
+    }
+    return build_wheel(
+        directory,
+        WheelSpec(
+            requires=["triton==2.0"],
+            extra_dist_info={
+                "sboms/auditwheel.cdx.json": b'{"bomFormat": "CycloneDX"}\n',
+                "wheelpatch.json": json.dumps(earlier).encode(),
+            },
+        ),
+    )
+
+
 WHEELS: dict[str, Callable[[Path], Path]] = {
     "deflated": lambda d: build_wheel(d, WheelSpec(requires=["triton==2.0", "keep"])),
     "stored-data-dirs": lambda d: build_wheel(
@@ -52,17 +72,9 @@ WHEELS: dict[str, Callable[[Path], Path]] = {
         d, WheelSpec(extra_dist_info={"RECORD.jws": b"{}", "LICENSE": b"MIT\n" * 100})
     ),
     # An SBOM kept and referenced, and the earlier provenance carried on in the new history.
-    "re-patched-with-sbom": lambda d: build_wheel(
-        d,
-        WheelSpec(
-            requires=["triton==2.0"],
-            extra_dist_info={
-                "sboms/auditwheel.cdx.json": b'{"bomFormat": "CycloneDX"}\n',
-                "wheelpatch.json": b'{"schema": 1, "source": {"filename": "demo-0.whl", '
-                b'"sha256": "00"}, "history": []}\n',
-            },
-        ),
-    ),
+    "re-patched-with-sbom": lambda d: _re_patched(d, "ab" * 32),
+    # An earlier provenance that is not wheelpatch's (a sha256 of 2 digits): recorded unreadable.
+    "re-patched-unreadable": lambda d: _re_patched(d, "00"),
     "data-descriptor": lambda d: _crafted(d, descriptor=True),
     "zip64-records": lambda d: _crafted(d, zip64=True),
 }
@@ -85,8 +97,11 @@ def test_patched_size_is_the_size_written(
     assert isinstance(plan, PatchPlan)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    written = write_wheel(plan, out_dir).stat().st_size
+    output = write_wheel(plan, out_dir)
+    written = output.stat().st_size
     source.unlink()  # what patched_size needs was read with the plan
+    with zipfile.ZipFile(output) as archive:
+        validated_sbom(archive.read(f"{plan.dist_info}/{SBOM}"))
     assert patched_size(plan, sha256, epoch) == written
     other = None if epoch else "1700000000"
     assert patched_size(plan, sha256, other) != written  # the provenance's "created" counts

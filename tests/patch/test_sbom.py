@@ -21,7 +21,7 @@ from packageurl import PackageURL
 from wheelpatch import load_config, patch_wheel, plan_wheel
 from wheelpatch.cli.wheelpatch import main
 from wheelpatch.patch.plan import PatchPlan
-from wheelpatch.patch.sbom import purl
+from wheelpatch.patch.sbom import MAX_HISTORY_PATCH, purl, sbom_document
 from wheelpatch.wheel.verify import verify_wheel
 
 from .. import venvs
@@ -261,7 +261,8 @@ def test_sbom_is_deterministic(
     assert other["metadata"]["component"] == document["metadata"]["component"]
 
 
-_LONG_HISTORY = json.dumps({"schema": 1, "history": [{"schema": 1}] * 64}).encode()
+_LONG_HISTORY = json.dumps({"schema": 1, "history": [{"schema": 1}] * 65}).encode()
+_HEX = "ab" * 32
 
 
 @pytest.mark.parametrize(
@@ -274,7 +275,70 @@ _LONG_HISTORY = json.dumps({"schema": 1, "history": [{"schema": 1}] * 64}).encod
         pytest.param(
             b'{"schema": 1, "history": [3]}', "its history is not a list of", id="history"
         ),
-        pytest.param(_LONG_HISTORY, "its history has more than 63 records", id="history-too-long"),
+        pytest.param(_LONG_HISTORY, "its history has more than 64 records", id="history-too-long"),
+        pytest.param(
+            b'{"schema": 1, "source": {"filename": "t.whl", "sha256": "00"}}',
+            "the document.source.sha256 '00' is not a sha256 (64 lowercase hex digits)",
+            id="short-sha256",
+        ),
+        pytest.param(
+            json.dumps(
+                {"schema": 1, "history": [{"schema": 1, "source": {"sha256": _HEX.upper()}}]}
+            ).encode(),
+            f"history[0].source.sha256 '{_HEX.upper()[:56]}... is not a sha256",
+            id="uppercase-sha256-in-history",
+        ),
+        pytest.param(
+            b'{"schema": 1, "source": {"sha256": "' + b"g" * 64 + b'"}}',
+            "the document.source.sha256 'gggg",
+            id="non-hex-sha256",
+        ),
+        pytest.param(
+            b'{"schema": 1, "created": NaN}',
+            "not valid JSON (NaN is not JSON (RFC 8259))",
+            id="nan",
+        ),
+        pytest.param(
+            b'{"schema": 1, "unknown": -Infinity}',
+            "not valid JSON (-Infinity is not JSON (RFC 8259))",
+            id="infinity-under-an-unknown-key",
+        ),
+        pytest.param(b'{"schema": true}', "schema True is not 1", id="schema-true"),
+        pytest.param(
+            b'{"schema": 1, "history": [{"schema": 1.0}]}',
+            "history[0] schema 1.0 is not 1",
+            id="schema-float-in-history",
+        ),
+        pytest.param(
+            b'{"schema": 1, "diff": 3}', "the document.diff 3 is not a string", id="diff-number"
+        ),
+        pytest.param(
+            b'{"schema": 1, "project": "\\ud800"}',
+            "the document.project is not UTF-8 text (it has a lone surrogate)",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            b'{"schema": 1, "changes": ' + b"[" * 400 + b"]" * 400 + b"}",
+            "the document.changes[0] is not an object",
+            id="deep-lists-under-a-known-key",
+        ),
+        pytest.param(
+            b'{"schema": 1, "git": {"describe": "v1", "dirty": "yes"}}',
+            "the document.git.dirty 'yes' is not a boolean",
+            id="dirty-string",
+        ),
+        pytest.param(
+            b'{"schema": 1, "history": [{"schema": 1}, {"unreadable": "x", "sha256": "'
+            + _HEX.encode()
+            + b'"}]}',
+            "history[1] schema None is not 1",
+            id="unreadable-not-first",
+        ),
+        pytest.param(
+            b'{"schema": 1, "history": [{"schema": 1}, {"elided": true}]}',
+            "history[1].elided True is not a positive integer",
+            id="elided-true",
+        ),
     ],
 )
 def test_unreadable_earlier_provenance_is_recorded_as_such(
@@ -303,6 +367,31 @@ def test_unreadable_earlier_provenance_is_recorded_as_such(
     assert upstream["pedigree"]["notes"].startswith("an earlier wheelpatch.json could not be read")
 
 
+def test_only_the_keys_wheelpatch_writes_are_carried_on(
+    tmp_path: Path, patch: Callable[..., Path]
+) -> None:
+    """Another key is dropped whatever it holds: 900 nested lists made json.dumps recurse too
+    deeply when the record was written back."""
+    earlier = (
+        b'{"schema": 1, "source": {"filename": "torch-2.0.1.whl", "sha256": "'
+        + _HEX.encode()
+        + b'", "size": 3}, "future": '
+        + b"[" * 900
+        + b"]" * 900
+        + b', "project": "torch", "history": []}'
+    )
+    source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": earlier}))
+    output = patch(source, TORCH_CONFIG, "out")
+    [record] = provenance_of(output)["history"]
+    assert record == {
+        "schema": 1,
+        "source": {"filename": "torch-2.0.1.whl", "sha256": _HEX},
+        "project": "torch",
+    }
+    chain = ancestors(sbom_of(output))
+    assert chain[2]["hashes"] == [{"alg": "SHA-256", "content": _HEX}]
+
+
 def test_the_longest_history_kept_still_makes_a_valid_sbom(
     tmp_path: Path, patch: Callable[..., Path]
 ) -> None:
@@ -319,6 +408,117 @@ def test_the_longest_history_kept_still_makes_a_valid_sbom(
     assert chain[1]["hashes"][0]["content"] == sha256(source)
     assert chain[-1]["hashes"][0]["content"] == f"{0:064x}"
     assert len(provenance_of(output)["history"]) == 64
+
+
+def test_re_patching_the_longest_history_keeps_the_first_record(
+    tmp_path: Path, patch: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    """Past 64 entries the first record (the official file's sha256) and the newest are kept,
+    with how many were left out: never the whole history as unreadable."""
+    records = [
+        {"schema": 1, "source": {"filename": f"torch-{i}.whl", "sha256": f"{i:064x}"}}
+        for i in range(64)
+    ]
+    earlier = json.dumps({**records[-1], "history": records[:-1]}).encode()
+    source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": earlier}))
+    first = patch(source, TORCH_CONFIG, "first")
+    second = patch(first, SECOND_CONFIG, "second")
+    third = patch(second, THIRD_CONFIG, "third")
+    assert len(provenance_of(first)["history"]) == 64  # nothing left out yet
+    newest = [sha256(source), sha256(first)]
+    # 65 records: the first, the count in the second place, and the newest 62.
+    for left_out, output in enumerate((second, third), 2):
+        history = provenance_of(output)["history"]
+        assert len(history) == 64
+        assert history[0] == records[0]
+        assert history[1] == {"elided": left_out}
+        assert history[2] == records[left_out + 1]
+        assert history[-1]["source"]["sha256"] == newest[left_out - 2]
+    chain = ancestors(sbom_of(third))
+    assert chain[1]["hashes"][0]["content"] == sha256(second)
+    assert chain[-1]["hashes"][0]["content"] == f"{0:064x}"  # still the official file's
+    notes = [c["pedigree"].get("notes", "") for c in chain if "pedigree" in c]
+    assert [n for n in notes if n] == [
+        "3 earlier patch record(s) left out: a history keeps the first record and the newest ones"
+    ]
+    shown = cli("show", third)
+    assert shown.code == 0, shown.err
+    assert f"  upstream: torch-0.whl (sha256 {0:064x})" in shown.out.splitlines()
+    assert "  2. 3 record(s) left out: a history keeps the first record and the newest ones" in (
+        shown.out.splitlines()
+    )
+
+
+def test_only_the_direct_ancestor_is_described_by_this_run(
+    tmp_path: Path, patch: Callable[..., Path]
+) -> None:
+    """Deeper ancestors come from the earlier wheelpatch.json: a property says so, and their
+    patch texts are cut to MAX_HISTORY_PATCH characters (the whole text stays in the history)."""
+    long_diff = "".join(f"+Line-{i}: {'x' * 90}\n" for i in range(1000))
+    earlier = json.dumps(
+        {
+            "schema": 1,
+            "source": {"filename": "torch-2.0.0.whl", "sha256": _HEX},
+            "version": {"before": "2.0.0", "after": "2.0.1"},
+            "diff": long_diff,
+            "git": {"describe": "v1-0-gabc", "commit": "abc", "dirty": True},
+        }
+    ).encode()
+    source = build_wheel(tmp_path, torch_spec(extra_dist_info={"wheelpatch.json": earlier}))
+    output = patch(source, TORCH_CONFIG, "out")
+    component, direct, upstream = ancestors(sbom_of(output))
+    assert "properties" not in direct
+    assert direct["hashes"][0]["content"] == sha256(source)
+    assert upstream["properties"] == [{"name": "wheelpatch:claimed", "value": "true"}]
+    assert upstream["hashes"][0]["content"] == _HEX
+    text = patch_text(direct)
+    assert len(text) <= MAX_HISTORY_PATCH + 200
+    kept = text[: text.rindex("[wheelpatch: ")]
+    assert long_diff.startswith(kept)
+    assert len(kept) > MAX_HISTORY_PATCH - 100
+    assert text.endswith(
+        f"[wheelpatch: {len(long_diff) - len(kept)} more characters left out; the whole text "
+        "is in wheelpatch.json's history]\n"
+    )
+    assert provenance_of(output)["history"][0]["diff"] == long_diff
+    assert patch_text(component) == diff_between(source, output)  # the patch now: never cut
+
+
+def test_sbom_properties_are_lowercase_booleans() -> None:
+    for dirty, value in ((True, "true"), (False, "false"), (None, "false")):
+        document = sbom_document(
+            {"schema": 1, "git": {"describe": "v1-0-gabc", "commit": "abc", "dirty": dirty}},
+            name="demo",
+        )
+        validated_sbom(json.dumps(document))
+        properties = {
+            p["name"]: p["value"] for p in document["metadata"]["component"]["properties"]
+        }
+        assert properties["wheelpatch:config-git-dirty"] == value
+
+
+@pytest.mark.parametrize(
+    ("body", "tail"),
+    [
+        pytest.param(
+            "One\x0cline\u2028still one\x1c\x85.",
+            " \n One\x0cline\u2028still one\x1c\x85.\n\\ No newline at end of file\n",
+            id="no-final-newline",
+        ),
+        pytest.param("One\x0cline.\n", " \n One\x0cline.\n", id="final-newline"),
+    ],
+)
+def test_metadata_diff_splits_lines_at_newlines_only(
+    tmp_path: Path, config_file: Callable[[str], Path], body: str, tail: str
+) -> None:
+    """A form feed, U+2028 or U+0085 in the description is no line break; a METADATA without a
+    final newline gets git's marker (the add below the last Requires-Dist reaches the body)."""
+    source = build_wheel(tmp_path, torch_spec(requires=["filelock"], body=body))
+    plan = plan_wheel(source, load_config(config_file(SECOND_CONFIG)))
+    assert isinstance(plan, PatchPlan)
+    diff = plan.metadata_diff()
+    assert diff.endswith(" Requires-Dist: filelock\n+Requires-Dist: numpy>=1.24\n" + tail), diff
+    assert all(line[:1] in " +-@\\" for line in diff.split("\n")[2:-1])
 
 
 def test_show_prints_the_pedigree_oldest_first(

@@ -150,12 +150,18 @@ class PatchPlan:
         return Record.render(rows)
 
     def metadata_diff(self) -> str:
-        old = self.wheel.metadata_bytes.decode("utf-8").splitlines(keepends=True)
-        new = self.metadata.decode("utf-8").splitlines(keepends=True)
+        """The unified diff of METADATA, as git writes it: lines end at ``\\n`` only (a form
+        feed or U+2028 in a description is no line break), and a last line without one is
+        followed by ``\\ No newline at end of file``."""
+        lines = difflib.unified_diff(
+            _lines(self.wheel.metadata_bytes.decode("utf-8")),
+            _lines(self.metadata.decode("utf-8")),
+            f"a/{self.wheel.metadata_path}",
+            f"b/{self.metadata_path}",
+        )
         return "".join(
-            difflib.unified_diff(
-                old, new, f"a/{self.wheel.metadata_path}", f"b/{self.metadata_path}"
-            )
+            line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+            for line in lines
         )
 
     def change_lines(self) -> list[str]:
@@ -163,6 +169,12 @@ class PatchPlan:
         lines = [c.describe() for c in self.changes if c.field != "Version"]
         lines += [f"dropped {name} (a signature the change invalidates)" for name in self.dropped]
         return lines
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` split after each ``\\n``, which each line keeps (the last may have none)."""
+    lines = text.split("\n")
+    return [f"{line}\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 def patched_filename(filename: str, version: Version) -> str:

@@ -19,7 +19,10 @@ Schema (``"schema": 1``):
 - ``created``: ISO 8601 UTC time from ``SOURCE_DATE_EPOCH``, or null.
 - ``history``: the records of the wheel that was patched, if wheelpatch patched or built it
   before: its own document without ``history``, after the records of its history, oldest first
-  (see :mod:`.history`); ``[]`` for a wheel with no earlier provenance.
+  (see :mod:`.history`: only the keys listed here are carried on, at most 64 entries, and
+  ``{"elided": n}`` second when records were left out); ``[]`` for a wheel with no earlier
+  provenance. An entry ``{"unreadable": why, "sha256": hex}`` stands for an earlier document that
+  was not one of these.
 
 ``diff`` and ``history`` were added without changing ``schema``: a reader of the other keys
 reads them as before.
@@ -75,7 +78,8 @@ def _created(source_date_epoch: str | None) -> str | None:
 
 def encode(document: Mapping[str, Any]) -> bytes:
     """The document as written to ``wheelpatch.json``: indented UTF-8 JSON, one final newline."""
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
 
 
 def _document(

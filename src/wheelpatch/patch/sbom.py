@@ -41,6 +41,9 @@ _NO_FILE_HASH = (
     "not given: this SBOM is inside the wheel it describes, which cannot contain its own "
     "sha256; see the index's hash of the file, and RECORD for every member's"
 )
+#: The longest patch text an SBOM takes from an earlier record (the whole one stays in
+#: ``wheelpatch.json``); the patch made now is never cut.
+MAX_HISTORY_PATCH = 1 << 16
 _HASH_ALGORITHMS = {"sha256": "SHA-256", "sha384": "SHA-384", "sha512": "SHA-512"}
 
 
@@ -95,7 +98,19 @@ def _change_lines(record: Mapping[str, Any]) -> str:
     return "".join(lines)
 
 
-def _patch(record: Mapping[str, Any]) -> dict[str, Any] | None:
+def _cut(content: str) -> str:
+    """A patch text from an earlier record cut to :data:`MAX_HISTORY_PATCH` characters, at a
+    line's end, with a line saying what was left out."""
+    if len(content) <= MAX_HISTORY_PATCH:
+        return content
+    kept = content[: content.rfind("\n", 0, MAX_HISTORY_PATCH) + 1]
+    return kept + (
+        f"[wheelpatch: {len(content) - len(kept)} more characters left out; the whole text is "
+        "in wheelpatch.json's history]\n"
+    )
+
+
+def _patch(record: Mapping[str, Any], *, from_history: bool = False) -> dict[str, Any] | None:
     """The record's edit as a CycloneDX patch, ``None`` if it changed nothing."""
     diff = _text(record.get("diff"))
     if diff is not None:
@@ -105,6 +120,8 @@ def _patch(record: Mapping[str, Any]) -> dict[str, Any] | None:
         if not content:
             return None
         text = {"contentType": "text/plain", "content": content}
+    if from_history:
+        text["content"] = _cut(text["content"])
     config = _mapping(record.get("config"))
     keys: list[str] = []
     override = _text(config.get("override"))
@@ -135,14 +152,26 @@ def _git(record: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(record.get("git"))
 
 
-def _pedigree(records: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any] | None:
+def _claimed(component: dict[str, Any]) -> dict[str, Any]:
+    """``component`` marked as known only from an earlier ``wheelpatch.json``: its hash was
+    recorded by an earlier run, not computed by this one."""
+    component["properties"] = [{"name": "wheelpatch:claimed", "value": "true"}]
+    return component
+
+
+def _pedigree(
+    records: Sequence[Mapping[str, Any]], name: str, *, claimed: bool = False
+) -> dict[str, Any] | None:
     """How the output of the last of ``records`` came about: its ancestor (the output of the
-    records before it, recursively), its patch, and for a build its git commit."""
+    records before it, recursively), its patch, and for a build its git commit. Only the
+    direct ancestor of the wheel written now is described by this run (``claimed`` false)."""
     if not records:
         return None
     record = records[-1]
     if "unreadable" in record:
         return {"notes": f"an earlier wheelpatch.json could not be read: {record['unreadable']}"}
+    if "elided" in record:
+        return _elided(records, name, record["elided"])
     pedigree: dict[str, Any] = {}
     source = _mapping(record.get("source"))
     before, _ = _versions(record)
@@ -154,18 +183,43 @@ def _pedigree(records: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]
         sha256 = _text(source.get("sha256"))
         if sha256 is not None:
             ancestor["hashes"] = [{"alg": "SHA-256", "content": sha256}]
-        earlier = _pedigree(records[:-1], name)
+        earlier = _pedigree(records[:-1], name, claimed=True)
         if earlier:
             ancestor["pedigree"] = earlier
-        pedigree["ancestors"] = [ancestor]
+        pedigree["ancestors"] = [_claimed(ancestor) if claimed else ancestor]
     git = _git(record)
     commit = _text(git.get("commit"))
     if commit is not None and not source:  # a build: the commit it was built from
         pedigree["commits"] = [{"uid": commit}]
-    patch = _patch(record)
+    patch = _patch(record, from_history=claimed)
     if patch is not None:
         pedigree["patches"] = [patch]
     return pedigree or None
+
+
+def _elided(records: Sequence[Mapping[str, Any]], name: str, count: Any) -> dict[str, Any]:
+    """The pedigree of the oldest wheel a history keeps after ``{"elided": count}``: patches
+    left out, from the output of the first record."""
+    pedigree: dict[str, Any] = {
+        "notes": f"{count} earlier patch record(s) left out: a history keeps the first record "
+        "and the newest ones"
+    }
+    first = records[:-1]
+    if not first or "unreadable" in first[-1]:
+        earlier = _pedigree(first, name, claimed=True)
+        if earlier and "notes" in earlier:
+            pedigree["notes"] += f"; {earlier['notes']}"
+        return pedigree
+    _, after = _versions(first[-1])
+    ancestor: dict[str, Any] = {"type": "library", "name": name}
+    if after is not None:
+        ancestor["version"] = after
+        ancestor["purl"] = purl(name, after, _text(first[-1].get("filename")))
+    earlier = _pedigree(first, name, claimed=True)
+    if earlier:
+        ancestor["pedigree"] = earlier
+    pedigree["ancestors"] = [_claimed(ancestor)]
+    return pedigree
 
 
 def _properties(record: Mapping[str, Any], is_build: bool) -> list[dict[str, str]]:
@@ -175,7 +229,8 @@ def _properties(record: Mapping[str, Any], is_build: bool) -> list[dict[str, str
         # A build's git is the component's source; a patch's, the configuration's (its label).
         prefix = "wheelpatch:git" if is_build else "wheelpatch:config-git"
         properties.append({"name": f"{prefix}-describe", "value": git["describe"]})
-        properties.append({"name": f"{prefix}-dirty", "value": str(bool(git.get("dirty")))})
+        dirty = "true" if git.get("dirty") is True else "false"
+        properties.append({"name": f"{prefix}-dirty", "value": dirty})
     properties.append({"name": "wheelpatch:provenance", "value": "wheelpatch.json"})
     return properties
 
@@ -264,7 +319,8 @@ def _reference(reference: BomReference) -> dict[str, Any]:
 
 
 def _encode(document: Mapping[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
 
 
 def render_sbom(
