@@ -248,6 +248,60 @@ def test_show_wheel_and_provenance(cli: Cli, project: Path) -> None:
     assert data["requires_dist"] == ["triton==2.0.0", "filelock"]
 
 
+@pytest.mark.parametrize(
+    ("earlier", "problem"),
+    [
+        pytest.param(
+            b"[" * 100_000, "is not valid JSON (nested too deeply)", id="deeper-than-json"
+        ),
+        pytest.param(
+            b'{"schema": 1, "x": ' + b"[" * 500 + b"]" * 500 + b"}",
+            "is nested too deeply (more than 64 levels)",
+            id="deeper-than-show-prints",
+        ),
+        pytest.param(
+            b'{"schema": 1, "created": NaN}',
+            "is not valid JSON (NaN is not JSON (RFC 8259))",
+            id="nan",
+        ),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_show_of_a_bad_provenance_is_one_line(
+    cli: Cli, tmp_path: Path, earlier: bytes, problem: str, as_json: bool
+) -> None:
+    wheel = build_wheel(tmp_path, WheelSpec(extra_dist_info={"wheelpatch.json": earlier}))
+    result = cli("show", *(["--json"] if as_json else []), wheel)
+    assert result.code == 1
+    assert result.err == f"error: {wheel.name}: wheelpatch.json {problem}\n"
+    if as_json:
+        assert json.loads(result.out)["error"] == f"{wheel.name}: wheelpatch.json {problem}"
+
+
+def test_show_escapes_control_characters_of_the_provenance(cli: Cli, tmp_path: Path) -> None:
+    """A provenance from anywhere may hold terminal escapes: show prints them escaped."""
+    provenance = {
+        "schema": 1,
+        "source": {"filename": "demo-0.whl\x1b[2J", "sha256": "ab" * 32},
+        "filename": "demo\u202e.whl",
+        "config": {"override": "tool.wheelpatch.overrides.demo\n2. forged"},
+        "changes": [{"action": "set", "field": "Version", "before": "0", "after": "1\x07"}],
+    }
+    wheel = build_wheel(
+        tmp_path, WheelSpec(extra_dist_info={"wheelpatch.json": json.dumps(provenance).encode()})
+    )
+    result = cli("show", wheel)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    start = lines.index("Pedigree (oldest first):")
+    assert lines[start + 1 :] == [
+        f"  upstream: demo-0.whl\\x1b[2J (sha256 {'ab' * 32})",
+        f"  1. demo-0.whl\\x1b[2J (sha256 {'ab' * 32}) patched into demo\\u202e.whl with "
+        "tool.wheelpatch.overrides.demo\\x0a2. forged, by wheelpatch None",
+        "     set Version: 0 -> 1\\x07",
+    ]
+
+
 def test_show_installed_distribution(cli: Cli) -> None:
     result = cli("show", "--json", "packaging")
     assert result.code == 0, result.err

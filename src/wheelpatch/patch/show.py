@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,41 @@ def pedigree(provenance: Any) -> dict[str, Any] | None:
     return {"upstream": upstream, "steps": steps}
 
 
+#: How deep a provenance document ``show`` prints may nest (wheelpatch's nest 4 deep): the JSON
+#: encoder recurses once per level.
+_MAX_DEPTH = 64
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests, counted without recursion (up to ``_MAX_DEPTH + 1``)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= _MAX_DEPTH:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _load_provenance(data: bytes | str, where: str) -> Any:
     try:
-        return json.loads(data)
+        document = json.loads(data, parse_constant=_no_constant)
     except ValueError as exc:
         raise InvalidWheel(f"{where}: {PROVENANCE_NAME} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidWheel(
+            f"{where}: {PROVENANCE_NAME} is not valid JSON (nested too deeply)"
+        ) from None
+    if _depth(document) > _MAX_DEPTH:
+        raise InvalidWheel(
+            f"{where}: {PROVENANCE_NAME} is nested too deeply (more than {_MAX_DEPTH} levels)"
+        )
+    return document
 
 
 def _describe_wheel(path: Path) -> dict[str, Any]:
@@ -143,6 +174,11 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _step_line(number: int, step: dict[str, Any]) -> str:
+    if "elided" in step:
+        return (
+            f"{number}. {step['elided']} record(s) left out: a history keeps the first record "
+            "and the newest ones"
+        )
     if "unreadable" in step:
         return (
             f"{number}. an unreadable wheelpatch.json (sha256 {step.get('sha256')}): "
@@ -168,9 +204,29 @@ def _step_line(number: int, step: dict[str, Any]) -> str:
     )
 
 
+#: Unicode categories escaped in printed text: control, format (bidirectional overrides among
+#: them) and line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _printable(text: str) -> str:
+    """``text`` with control, format and separator characters escaped (``\\x1b``, ``\\u202e``):
+    what a wheel's provenance says is printed, never obeyed by the terminal."""
+    return "".join(
+        (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        if unicodedata.category(c) in _UNPRINTABLE
+        else c
+        for c in text
+    )
+
+
 def pedigree_lines(found: dict[str, Any] | None) -> list[str]:
     """:func:`pedigree` as ``wheelpatch show`` prints it: the upstream file and its digest,
-    then every step, oldest first, each with its changes."""
+    then every step, oldest first, each with its changes (control characters escaped)."""
+    return [_printable(line) for line in _pedigree_lines(found)]
+
+
+def _pedigree_lines(found: dict[str, Any] | None) -> list[str]:
     if found is None:
         return []
     upstream = found["upstream"]
