@@ -134,6 +134,7 @@ def check_wheel(wheel: Path, version: str) -> tuple[bytes, dict[str, Any]]:
     assert component["pedigree"]["commits"] == [{"uid": git_info["commit"]}]
     properties = {p["name"]: p["value"] for p in component["properties"]}
     assert properties["wheelpatch:git-describe"] == git_info["describe"]
+    assert properties["wheelpatch:git-dirty"] == ("true" if git_info["dirty"] else "false")
     removed_lines = {line for line in patch_text(component).splitlines() if line[:1] == "-"}
     assert removed_lines == {
         f"-{c['field']}: {c['before']}" for c in provenance["changes"] if c["before"] is not None
@@ -492,6 +493,25 @@ def test_editable_wheel_has_the_label_and_overrides_but_no_provenance(tmp_path: 
     assert headers.get_all("Requires-Dist") == REQUIRES
     with WheelFile.open(wheel) as source:
         source.validate_record()
+
+
+def test_editable_build_asks_nothing_of_the_provenance(tmp_path: Path) -> None:
+    """An editable build carries no provenance, so what only the provenance refuses (a static
+    version with the wheelpatch version source) does not stop it; a wheel build still refuses."""
+
+    def edit(text: str) -> str:
+        return _static(hook=False)(text).replace('dynamic = ["version"]', 'version = "2.0.1"')
+
+    repo = make_repo(tmp_path / "tensorfork", edit)
+    out = tmp_path / "editable"
+    script = "import sys; from hatchling.build import build_editable; build_editable(sys.argv[1])"
+    run(sys.executable, "-c", script, out, cwd=repo)
+    [wheel] = out.glob("*.whl")
+    assert wheel.name == "tensorfork-2.0.1-py3-none-any.whl"
+    headers, provenance = dist_info(wheel, "2.0.1")
+    assert provenance is None
+    assert headers["Version"] == "2.0.1"
+    assert STATIC_VERSION in failed_build(repo, tmp_path / "dist")
 
 
 @pytest.fixture(scope="session")

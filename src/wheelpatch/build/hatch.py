@@ -428,16 +428,18 @@ class WheelpatchBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         from ..patch.sbom import SBOM_NAME, render_sbom
 
         files: dict[str, bytes] = {}
-        document = self.provenance()
+        # Only a wheel (not editable) and an sdist carry provenance: other builds ask git and
+        # the configuration nothing, so nothing here can refuse them.
         if self.target_name == "wheel" and version != "editable":
             project_id = getattr(self.build_config.builder, "artifact_project_id", None)
             if not isinstance(project_id, str):
                 return  # a hatchling without it: leave the wheel as hatchling makes it
+            document = self.provenance()
             sbom = render_sbom(document, name=self.metadata.core.raw_name)
             files[f"{project_id}.dist-info/{SBOM_NAME}"] = sbom
             files[f"{project_id}.dist-info/{PROVENANCE_NAME}"] = encode(document)
         elif self.target_name == "sdist":
-            files[SDIST_PROVENANCE_NAME] = encode(document)
+            files[SDIST_PROVENANCE_NAME] = encode(self.provenance())
         else:
             return
         self._scratch = tempfile.TemporaryDirectory(prefix="wheelpatch-")
