@@ -31,7 +31,7 @@ from ..patch.plan import PatchPlan, Unchanged, plan_metadata, plan_patch
 from ..patch.writer import patched_size, rewrite_in_place, unchanged_prefix, write_wheel
 from ..rules.config import Override
 from ..wheel.archive import InPlaceError
-from ..wheel.digest import StreamDigest
+from ..wheel.digest import FollowingDigest
 from ..wheel.source_wheel import METADATA_CAP, read_metadata, read_wheel
 from .cache import Cache, CachedFile, Lease
 from .listing import ListedFile, Listing, ListingError, parse_listing
@@ -412,33 +412,37 @@ class ProxyService:
             # Under its own name (read_wheel checks it), beside the target in the cache's
             # tmp/, so that what a killed build left is swept with it.
             received = target.parent / file.filename
-            with received.open("w+b", buffering=0) as out:
+            with (
+                received.open("w+b", buffering=0) as out,
+                # Hashed by a child reading back what is written; the patched wheel's hash
+                # starts as the upstream's, up to ``upto``.
+                contextlib.closing(FollowingDigest(out.fileno(), branch_at=upto)) as hashing,
+            ):
                 if relay is not None:
                     relay.attach(out.fileno())
-                # The patched wheel's hash starts as the upstream's, up to ``upto``.
-                hashing = StreamDigest(branch_at=upto)
                 # Written a batch of 1 MiB at a time (one writev, one hand-over of the GIL),
                 # not a write for each 64 KiB piece the socket gives.
                 pieces: list[bytes] = []
                 pending = 0
-                try:
-                    for chunk in self.client.open(file.url):
-                        hashing.feed(chunk)
-                        pieces.append(chunk)
-                        pending += len(chunk)
-                        if pending < _RELAY_STEP:
-                            continue
-                        _write_pieces(out.fileno(), pieces)
-                        position += pending
-                        pieces, pending = [], 0
-                        # On disk: the response may send it.
-                        if relay is not None and sent < relay.prefix:
-                            sent = min(position, relay.prefix)
-                            relay.advance(sent)
+                for chunk in self.client.open(file.url):
+                    pieces.append(chunk)
+                    pending += len(chunk)
+                    if pending < _RELAY_STEP:
+                        continue
                     _write_pieces(out.fileno(), pieces)
                     position += pending
-                finally:
-                    found, output = hashing.close()
+                    pieces, pending = [], 0
+                    hashing.advance(position)
+                    # On disk: the response may send it.
+                    if relay is not None and sent < relay.prefix:
+                        sent = min(position, relay.prefix)
+                        relay.advance(sent)
+                _write_pieces(out.fileno(), pieces)
+                position += pending
+                try:
+                    found, branched = hashing.finish(position)
+                except InvalidWheel as exc:
+                    raise UpstreamError(f"{filename}: {exc}") from None
                 if file.sha256 is not None and found != file.sha256:
                     raise UpstreamError(
                         f"{redact(file.url)}: sha256 {found} does not match the "
@@ -452,7 +456,7 @@ class ProxyService:
                 if isinstance(plan, Unchanged):
                     metadata.append(wheel.metadata_bytes)
                     size = os.fstat(out.fileno()).st_size
-                    output, upto = None, size  # the upstream's own bytes: hashed already
+                    branched, upto = False, size  # the upstream's own bytes: hashed already
                     said = found
                 else:
                     metadata.append(plan.metadata)
@@ -464,7 +468,7 @@ class ProxyService:
                     if sent > unchanged_prefix(plan):
                         raise UpstreamError(f"{filename}: the bytes sent on were not the wheel's")
                     if upto != unchanged_prefix(plan):
-                        output = None
+                        branched = False
                     try:
                         size = rewrite_in_place(plan, out.fileno(), found, _epoch())
                     except InPlaceError:
@@ -473,15 +477,17 @@ class ProxyService:
                                 f"{filename}: the bytes sent on were not the wheel's"
                             ) from None
                         size = self._write_afresh(plan, out.fileno(), received)
-                        output = None
+                        branched = False
                 expected = announced[0]["size"] if announced is not None else None
                 if expected is not None and size != expected:
                     raise UpstreamError(
                         f"{filename}: {size} bytes, not the {expected} the page announced"
                     )
-                if output is not None:
-                    _hash_range(output, out.fileno(), upto, size)
-                    said = output.hexdigest()
+                if branched:
+                    try:
+                        said = hashing.extend(upto, size)
+                    except InvalidWheel as exc:
+                        raise UpstreamError(f"{filename}: {exc}") from None
             # The rest is the response's once the wheel is stored (see first_download).
             os.replace(received, target)
             return said
@@ -621,15 +627,6 @@ def _write_pieces(fd: int, pieces: list[bytes]) -> None:
             else:
                 views[0] = views[0][written:]
                 written = 0
-
-
-def _hash_range(digest: hashlib._Hash, fd: int, start: int, end: int) -> None:
-    while start < end:
-        data = os.pread(fd, min(1 << 20, end - start), start)
-        if not data:
-            raise UpstreamError("the patched wheel shrank while it was hashed")
-        digest.update(data)
-        start += len(data)
 
 
 def _epoch() -> str | None:
