@@ -716,6 +716,16 @@ def test_missing_table(config_file: ConfigFile, text: str) -> None:
     assert errors == ("has no [tool.wheelpatch] table",)
 
 
+def test_a_file_not_in_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_bytes(b"[tool.wheelpatch]\nlocal-version = '\xe9t\xe9'\n")  # Latin-1
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.errors == (
+        f"{path}: not UTF-8, which TOML must be (invalid continuation byte at byte 35)",
+    )
+
+
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope" / "pyproject.toml"
     with pytest.raises(ConfigError) as info:

@@ -195,6 +195,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML ({exc})"]) from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets the decoding error through
+        raise ConfigError(
+            [f"{path}: not UTF-8, which TOML must be ({exc.reason} at byte {exc.start})"]
+        ) from None
 
 
 def load_config(path: Path | None = None, *, start: Path | None = None) -> Config:
