@@ -205,3 +205,93 @@ def test_a_bad_lock_is_refused_naming_the_entry(tmp_path: Path, body: str, messa
     (error,) = caught.value.errors
     assert error.startswith(f"{lock}: ")
     assert message in error
+
+
+# -- files --apply must not get wrong ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            '[tool.wheelpatch]\noverrides.torch.versions = ">=1"\n\n[tool.ruff]\nx = 1\n',
+            id="dotted-overrides",
+        ),
+        pytest.param(
+            '[tool]\nwheelpatch.overrides.torch.versions = ">=1"\n', id="dotted-wheelpatch"
+        ),
+        pytest.param('[tool]\nwheelpatch.local-version = "x"\n', id="dotted-no-overrides"),
+        pytest.param(
+            '[tool.wheelpatch]\noverrides = { torch = { versions = ">=1" } }\n', id="inline"
+        ),
+        pytest.param('tool = { wheelpatch = { local-version = "x" } }\n', id="inline-tool"),
+        pytest.param(
+            '[tool.wheelpatch]\noverrides.triton.versions = ">=1"  # dotted\n',
+            id="dotted-existing",
+        ),
+    ],
+)
+def test_a_new_table_goes_where_the_file_keeps_its_overrides(text: str) -> None:
+    edits, problems = plan_edits(torch_breaks(), config_of_any(text))
+    assert problems == []
+    written = apply_edits(text, "pyproject.toml", edits)
+    data = tomllib.loads(written)
+    assert "overrides" not in data
+    assert "wheelpatch" not in data
+    triton = data["tool"]["wheelpatch"]["overrides"]["triton"]
+    assert triton["remove"] == ["torch"]
+    before = tomllib.loads(text)
+    before_overrides = before["tool"]["wheelpatch"].get("overrides", {})
+    assert data["tool"]["wheelpatch"]["overrides"].get("torch") == before_overrides.get("torch")
+    if "{" not in text:  # an inline table is one line, which gains the new one
+        for line in text.splitlines():
+            assert line in written.splitlines()
+    parse_config(data["tool"]["wheelpatch"], None, resolve_labels=False)
+
+
+def config_of_any(text: str) -> Config:
+    return parse_config(
+        tomllib.loads(text).get("tool", {}).get("wheelpatch", {}), None, resolve_labels=False
+    )
+
+
+def test_crlf_line_endings_are_kept() -> None:
+    text = COMMENTED.replace("\n", "\r\n")
+    edits, _ = plan_edits(torch_breaks(), EMPTY)
+    written = apply_edits(text, "pyproject.toml", edits)
+    assert written == apply_edits(COMMENTED, "pyproject.toml", edits).replace("\n", "\r\n")
+    assert "[tool.wheelpatch.overrides.triton]\r\n" in written
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "what"),
+    [
+        pytest.param('relax = ["torch"]', "relax[0]", "relaxes", id="relax"),
+        pytest.param('relax = ["nvidia-*", "to*"]', "relax[1]", "relaxes", id="relax-glob"),
+        pytest.param('replace = ["torch>=2"]', "replace[0]", "replaces", id="replace"),
+        pytest.param("add = [\"Torch; python_version > '3'\"]", "add[0]", "adds", id="add"),
+    ],
+)
+def test_a_name_the_table_relaxes_replaces_or_adds_is_a_problem(
+    entry: str, key: str, what: str
+) -> None:
+    text = f"[tool.wheelpatch.overrides.triton]\n{entry}\n"
+    edits, problems = plan_edits(torch_breaks(), config_of(text))
+    assert edits == []
+    assert problems == [
+        f"tool.wheelpatch.overrides.triton.{key}: the table {what} torch, so it cannot also "
+        f"remove it (which breaks the cycle); take torch out of {key.split('[', maxsplit=1)[0]} "
+        "or edit the table by hand"
+    ]
+
+
+def test_a_written_table_the_parser_refuses_is_not_written() -> None:
+    """The check after the edit: the plan given here ignores the table's relax (as plan_edits
+    did before it knew), and the edited text, refused by the parser, is never returned."""
+    text = '[tool.wheelpatch.overrides.triton]\nrelax = ["torch"]\n'
+    edits, _ = plan_edits(torch_breaks(), EMPTY)
+    with pytest.raises(ConfigError) as caught:
+        apply_edits(text, "x.toml", edits)
+    (error,) = caught.value.errors
+    assert error.startswith("x.toml: --apply refused, nothing written: the edited file would be")
+    assert "is already named by" in error
