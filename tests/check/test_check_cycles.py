@@ -378,9 +378,9 @@ def test_apply_refuses_a_table_whose_versions_exclude_the_wheel(
     assert result.code == 2
     assert result.out == ""
     assert result.err == (
-        "error: tool.wheelpatch.overrides.triton.versions: '<2' excludes triton 2.0.0 of the "
-        "resolution, so this table cannot remove its requirement on torch; widen versions or "
-        "edit the table by hand\n"
+        f"error: {path}: tool.wheelpatch.overrides.triton.versions: '<2' excludes triton 2.0.0 "
+        "of the resolution, so this table cannot remove its requirement on torch; widen "
+        "versions or edit the table by hand\n"
     )
     assert path.read_text("utf-8") == text
 
@@ -398,6 +398,122 @@ def test_apply_without_a_configuration_writes_pyproject_here(
         "tool": {"wheelpatch": {"overrides": {"beta": {"versions": "==1.0",
                                                        "remove": ["alpha"]}}}}
     }  # fmt: skip
+
+
+def two_cycle(tmp_path: Path) -> Path:
+    directory = tmp_path / "house"
+    directory.mkdir()
+    build_wheel(directory, spec("alpha", "beta"))
+    build_wheel(directory, spec("beta", "alpha"))
+    return directory
+
+
+PROJECT = '# the app\r\n[project]\r\nname = "app"\r\nversion = "1"\r\n'
+
+
+@pytest.mark.parametrize("newline", [pytest.param("\n", id="lf"), pytest.param("\r\n", id="crlf")])
+def test_apply_edits_a_pyproject_here_without_the_table(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path, newline: str
+) -> None:
+    """./pyproject.toml without [tool.wheelpatch] is no configuration, but it is the file
+    --apply edits: its [project] stays, and so do its line endings."""
+    text = PROJECT.replace("\r\n", newline)
+    path = hermetic / "pyproject.toml"
+    path.write_bytes(text.encode())
+    result = cli("check", "cycles", two_cycle(tmp_path), "--root", "alpha", "--apply")
+    assert result.code == 0, result.err
+    written = path.read_bytes().decode()
+    assert written.startswith(text)
+    assert written.count("\n") == written.count(newline)
+    assert tomllib.loads(written) == {
+        "project": {"name": "app", "version": "1"},
+        "tool": {"wheelpatch": {"overrides": {"beta": {"versions": "==1.0",
+                                                       "remove": ["alpha"]}}}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("[project\n", "pyproject.toml: invalid TOML (", id="unparsable"),
+        pytest.param(b"name = '\xff'\n", "pyproject.toml: not UTF-8", id="not-utf8"),
+    ],
+)
+@pytest.mark.parametrize(
+    "apply", [pytest.param([], id="check"), pytest.param(["--apply"], id="apply")]
+)
+def test_an_unreadable_pyproject_here_is_an_error_not_overwritten(
+    cli: Callable[..., CliResult],
+    hermetic: Path,
+    tmp_path: Path,
+    text: str | bytes,
+    message: str,
+    apply: list[str],
+) -> None:
+    path = hermetic / "pyproject.toml"
+    data = text if isinstance(text, bytes) else text.encode()
+    path.write_bytes(data)
+    result = cli("check", "cycles", two_cycle(tmp_path), "--root", "alpha", *apply)
+    assert result.code == 2
+    assert result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith("error: "), line
+    assert message in line, line
+    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        pytest.param('relax = ["alpha"]', "beta.relax[0]: the table relaxes alpha", id="relax"),
+        pytest.param('replace = ["alpha>=1"]', "beta.replace[0]: the table replaces alpha",
+                     id="replace"),
+        pytest.param('add = ["alpha"]', "beta.add[0]: the table adds alpha", id="add"),
+    ],
+)  # fmt: skip
+def test_apply_refuses_a_table_that_keeps_the_name(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path, table: str, message: str
+) -> None:
+    text = COMMENTED + f"\n[tool.wheelpatch.overrides.beta]\n{table}\n"
+    path = config(hermetic, text)
+    args = ["check", "cycles", "--config", path, two_cycle(tmp_path), "--root", "alpha"]
+    result = cli(*args, "--apply")
+    assert result.code == 2, result.err
+    assert result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"error: {path}: tool.wheelpatch.overrides.{message}, so it cannot")
+    assert path.read_bytes() == text.encode()
+    warned = cli(*args)
+    assert warned.code == 1
+    assert f"warning: {path}: tool.wheelpatch.overrides.{message}" in warned.err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('[tool.wheelpatch]\noverrides.alpha.versions = ">=1"\n', id="dotted"),
+        pytest.param('[tool]\nwheelpatch.overrides.alpha.versions = ">=1"\n', id="dotted-tool"),
+        pytest.param('[tool.wheelpatch]\noverrides = { alpha = { versions = ">=1" } }\n',
+                     id="inline"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "json_", [pytest.param([], id="text"), pytest.param(["--json"], id="json")]
+)
+def test_apply_into_dotted_and_inline_overrides(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path, text: str, json_: list[str]
+) -> None:
+    path = config(hermetic, text)
+    args = ["check", "cycles", "--config", path, two_cycle(tmp_path), "--root", "alpha", *json_]
+    result = cli(*args, "--apply")
+    assert result.code == 0, result.err
+    data = tomllib.loads(path.read_text("utf-8"))
+    assert set(data) == {"tool"}
+    assert data["tool"]["wheelpatch"]["overrides"] == {
+        "alpha": {"versions": ">=1"},
+        "beta": {"versions": "==1.0", "remove": ["alpha"]},
+    }
+    assert cli(*args).code == 0
 
 
 BAD_TOML = "[tool.wheelpatch\n"

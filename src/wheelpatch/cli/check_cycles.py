@@ -250,18 +250,21 @@ class _Configuration:
 
 
 def _configuration(option: Path | None, *, apply: bool) -> _Configuration:
-    from ..rules.config import Config, find_config, parse_config, read_toml  # noqa: PLC0415
+    from ..rules.config import Config, parse_config, read_toml  # noqa: PLC0415
 
+    none = Config(None, None, ())
     if option is None:
-        try:
-            path = find_config(Path.cwd().resolve())
-        except ConfigError:  # no table anywhere: no override applies yet
-            return _Configuration(Config(None, None, ()), Path("pyproject.toml"), False)
+        path = _find_config(Path.cwd().resolve())
+        if path is None:  # no table anywhere: no override applies yet; --apply edits ./
+            here = Path("pyproject.toml")
+            if here.exists():
+                read_toml(here)  # refused if it cannot be read or parsed, never overwritten
+            return _Configuration(none, here, here.exists())
         print(f"wheelpatch: using configuration {path}", file=sys.stderr)
     else:
         path = option
         if not path.exists() and apply:
-            return _Configuration(Config(None, None, ()), path, False)
+            return _Configuration(none, path, False)
     data = read_toml(path)
     tool = data.get("tool", {})
     table = tool.get("wheelpatch", {}) if isinstance(tool, dict) else {}
@@ -271,6 +274,31 @@ def _configuration(option: Path | None, *, apply: bool) -> _Configuration:
     except ConfigError as exc:
         raise ConfigError([f"{path}: {error}" for error in exc.errors]) from None
     return _Configuration(config, path, True)
+
+
+def _find_config(start: Path) -> Path | None:
+    """The nearest pyproject.toml from ``start`` upward with a ``[tool.wheelpatch]`` table;
+    ``None`` if there is none. One that cannot be read or parsed is an error, not "none"."""
+    from ..rules.config import read_toml  # noqa: PLC0415
+
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            tool = read_toml(candidate).get("tool")
+            if isinstance(tool, dict) and "wheelpatch" in tool:
+                return candidate
+    return None
+
+
+def _read_text(path: Path) -> str:
+    """The file as it is, line endings included (``newline=""``)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def _check(
@@ -361,7 +389,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from ..check.overrides import apply_edits, plan_edits  # noqa: PLC0415
+    from ..check.overrides import apply_edits  # noqa: PLC0415
     from ..install.environment import probe  # noqa: PLC0415
 
     inputs = _classify(args)
@@ -372,19 +400,19 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     check, skipped = _check(args, inputs, config, env)
     for line in skipped:
         print(f"note: skipped {line}", file=sys.stderr)
-    edits, problems = plan_edits(check.breaks, config)
+    edits, problems = _plan(check, config, found.path)
     applied: dict[str, Any] | None = None
     before = check
     if args.apply and check.cycles:
         if problems:
             raise ConfigError(problems)
-        text = found.path.read_text("utf-8") if found.exists else ""
+        text = _read_text(found.path) if found.exists else ""
         _write(found.path, apply_edits(text, str(found.path), edits))
         applied = {"path": str(found.path), "tables": [e.as_json() for e in edits]}
         again = _configuration(found.path, apply=False)
         config = again.config
         check, skipped = _check(args, inputs, config, env)
-        edits, problems = plan_edits(check.breaks, config)
+        edits, problems = _plan(check, config, found.path)
     code = EXIT_CYCLES if check.cycles else EXIT_OK
     if args.json:
         dump(out, _as_json(check, edits, problems, applied, before, code))
@@ -394,6 +422,14 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{found.path}: wrote {tables} (breaking {len(before.cycles)} cycle(s))", file=out)
     _print(check, config, edits, problems, out)
     return code
+
+
+def _plan(check: CycleCheck, config: Config, path: Path) -> tuple[list[OverrideEdit], list[str]]:
+    """The edits and problems of the check, each problem naming the configuration file."""
+    from ..check.overrides import plan_edits  # noqa: PLC0415
+
+    edits, problems = plan_edits(check.breaks, config)
+    return edits, [f"{path}: {problem}" for problem in problems]
 
 
 def _names(check: CycleCheck) -> str:
@@ -438,6 +474,12 @@ def _print(
     if check.truncated:
         summary += f" (the search stopped at {len(check.cycles)}: --max-cycles)"
     print(f"{summary}; {_names(check)}", file=out)
+    if check.graph.roots_inferred:
+        print(
+            "note: nothing said what was asked for, so the roots were inferred and each leg "
+            "chosen is a heuristic's guess; --root NAME says what is asked for",
+            file=out,
+        )
     if len(check.breaks) > 1 and edits:
         print("all the overrides together:", file=out)
         out.write(render_edits(edits))
