@@ -15,6 +15,7 @@ from installer.sources import WheelFile
 
 from wheelpatch import InvalidWheel, OutputError, load_config, patch_wheel, plan_wheel
 from wheelpatch.patch.plan import PatchPlan, Unchanged
+from wheelpatch.rules.config import Config
 from wheelpatch.wheel.verify import verify_wheel
 
 from ..conftest import WheelSpec, build_wheel, settled_listing, snapshot
@@ -398,13 +399,19 @@ def test_zip64_archive_with_more_than_65535_members(
     assert verify_wheel(output).ok
 
 
-def test_refuses_to_overwrite_without_force(tmp_path: Path, torch_config: Path) -> None:
+def _patched_once(tmp_path: Path, torch_config: Path) -> tuple[Path, Path, Config, Path]:
+    """The torch stand-in patched once into ``out/``: (source, out/, config, the output)."""
     source = build_wheel(tmp_path, torch_spec())
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     config = load_config(torch_config)
     first = patch_wheel(source, out_dir, config)
     assert first is not None
+    return source, out_dir, config, first
+
+
+def test_refuses_to_overwrite_without_force(tmp_path: Path, torch_config: Path) -> None:
+    source, out_dir, config, first = _patched_once(tmp_path, torch_config)
     first.write_bytes(b"old")
     with pytest.raises(OutputError, match="already exists"):
         patch_wheel(source, out_dir, config)
@@ -417,12 +424,7 @@ def test_refuses_to_overwrite_without_force(tmp_path: Path, torch_config: Path) 
 def test_force_swaps_the_new_wheel_in_and_removes_the_old_one_afterwards(
     tmp_path: Path, torch_config: Path
 ) -> None:
-    source = build_wheel(tmp_path, torch_spec())
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    config = load_config(torch_config)
-    first = patch_wheel(source, out_dir, config)
-    assert first is not None
+    source, out_dir, config, first = _patched_once(tmp_path, torch_config)
     new_bytes = first.read_bytes()
     first.write_bytes(b"old")
     keep = tmp_path / "kept-link"
@@ -436,12 +438,7 @@ def test_force_swaps_the_new_wheel_in_and_removes_the_old_one_afterwards(
 
 
 def test_force_does_not_replace_a_directory(tmp_path: Path, torch_config: Path) -> None:
-    source = build_wheel(tmp_path, torch_spec())
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    config = load_config(torch_config)
-    first = patch_wheel(source, out_dir, config)
-    assert first is not None
+    source, out_dir, config, first = _patched_once(tmp_path, torch_config)
     first.unlink()
     first.mkdir()
     (first / "inside").write_text("kept")
