@@ -6,6 +6,9 @@ ancestor (the wheel it was patched from, by purl and sha256) and the patch appli
 ``unofficial``, the METADATA diff as its text, the TOML key of the override as the issue it
 resolves). A wheel patched again has an ancestor with a pedigree of its own, back to the official
 file. A build by the hatch plugin has no ancestor: its git commit is the pedigree's commit.
+Only the direct ancestor is described by this run (its sha256 computed now); those before it come
+from the earlier ``wheelpatch.json`` (read as :mod:`.history` says) and carry the property
+``wheelpatch:claimed`` = ``true``, their patch texts cut at :data:`MAX_HISTORY_PATCH` characters.
 
 The document is rendered from provenance documents alone (the current one and its ``history``),
 by this small function rather than cyclonedx-python-lib: it is deterministic (keys in a fixed
