@@ -413,7 +413,7 @@ def _patch_all(
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:
-    from ..patch.show import describe_target, pedigree_lines  # noqa: PLC0415
+    from ..patch.show import describe_target, pedigree_lines, printable  # noqa: PLC0415
     from ..wheel.metadata import describe_change  # noqa: PLC0415 - only this command needs them
 
     if args.python is None and not (args.target.endswith(".whl") or Path(args.target).is_file()):
@@ -424,18 +424,22 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         dump(out, info)
         return EXIT_OK
-    print(f"Name: {info['name']}", file=out)
-    print(f"Version: {info['version']}", file=out)
+
+    def say(text: str) -> None:  # what a wheel says is printed, never obeyed by the terminal
+        print(printable(text), file=out)
+
+    say(f"Name: {info['name']}")
+    say(f"Version: {info['version']}")
     if info["requires_python"]:
-        print(f"Requires-Python: {info['requires_python']}", file=out)
-    print("Requires-Dist:" if info["requires_dist"] else "Requires-Dist: (none)", file=out)
+        say(f"Requires-Python: {info['requires_python']}")
+    say("Requires-Dist:" if info["requires_dist"] else "Requires-Dist: (none)")
     for requirement in info["requires_dist"]:
-        print(f"  {requirement}", file=out)
+        say(f"  {requirement}")
     provenance = info["provenance"]
     if provenance is None:
-        print("Provenance: none (not patched by wheelpatch)", file=out)
+        say("Provenance: none (not patched by wheelpatch)")
     elif not isinstance(provenance, dict):
-        print("Provenance: unreadable (wheelpatch.json is not a JSON object)", file=out)
+        say("Provenance: unreadable (wheelpatch.json is not a JSON object)")
     else:
         source = provenance.get("source")
         build = provenance.get("build")
@@ -450,7 +454,7 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
         git = provenance.get("git")
         if isinstance(git, dict):
             origin += f"; git {git.get('describe')}" + (" (dirty)" if git.get("dirty") else "")
-        print(f"Provenance: {origin}", file=out)
+        say(f"Provenance: {origin}")
         changes = provenance.get("changes")
         for change in changes if isinstance(changes, list) else []:
             if not isinstance(change, dict):
@@ -462,11 +466,11 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
                 change.get("after"),
             )
             rule = change.get("rule")
-            print(f"  {line}" + (f"  ({rule})" if rule else ""), file=out)
+            say(f"  {line}" + (f"  ({rule})" if rule else ""))
     for line in pedigree_lines(info["pedigree"]):
-        print(line, file=out)
+        say(line)
     if info["sboms"]:
-        print(f"SBOMs: {', '.join(info['sboms'])}", file=out)
+        say(f"SBOMs: {', '.join(info['sboms'])}")
     return EXIT_OK
 
 

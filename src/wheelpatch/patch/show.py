@@ -15,7 +15,7 @@ from ..wheel.metadata import MetadataDocument, MetadataError, describe_change
 from ..wheel.source_wheel import read_wheel
 from .plan import PROVENANCE_NAME
 
-__all__ = ["describe_target", "pedigree", "pedigree_lines"]
+__all__ = ["describe_target", "pedigree", "pedigree_lines", "printable"]
 
 
 def describe_target(target: str, python: str | None = None) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def _step_line(number: int, step: dict[str, Any]) -> str:
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` with control, format and separator characters escaped (``\\x1b``, ``\\u202e``):
     what a wheel's provenance says is printed, never obeyed by the terminal."""
     return "".join(
@@ -223,7 +223,7 @@ def _printable(text: str) -> str:
 def pedigree_lines(found: dict[str, Any] | None) -> list[str]:
     """:func:`pedigree` as ``wheelpatch show`` prints it: the upstream file and its digest,
     then every step, oldest first, each with its changes (control characters escaped)."""
-    return [_printable(line) for line in _pedigree_lines(found)]
+    return [printable(line) for line in _pedigree_lines(found)]
 
 
 def _pedigree_lines(found: dict[str, Any] | None) -> list[str]:
