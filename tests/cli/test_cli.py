@@ -293,6 +293,14 @@ def test_show_escapes_control_characters_of_the_provenance(cli: Cli, tmp_path: P
     result = cli("show", wheel)
     assert result.code == 0, result.err
     lines = result.out.splitlines()
+    assert "\x1b" not in result.out
+    assert "\u202e" not in result.out
+    assert "\x07" not in result.out
+    # The lines before the pedigree (the provenance and its changes) are escaped too.
+    assert (
+        f"Provenance: patched by wheelpatch None from demo-0.whl\\x1b[2J (sha256 {'ab' * 32})"
+        in lines
+    )
     start = lines.index("Pedigree (oldest first):")
     assert lines[start + 1 :] == [
         f"  upstream: demo-0.whl\\x1b[2J (sha256 {'ab' * 32})",
