@@ -293,27 +293,56 @@ def test_a_wheelhouse_without_roots_infers_them(
     assert "; roots inferred: torch, triton" in result.out
 
 
+OTHERS = {"alpha", "beta", "gamma", "solo", "leaf", "host", "plugin"}
+
+
+def torch_lock(directory: Path, wheelhouse: Path) -> Path:
+    """A pylock.toml of the torch stand-in's resolution: every wheel of it, by path."""
+    entries = ""
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        name, version = wheel.name.split("-")[:2]
+        if name not in OTHERS:
+            entries += (
+                f'[[packages]]\nname = "{name}"\nversion = "{version}"\n'
+                f'[[packages.wheels]]\npath = "{wheel}"\n'
+            )
+    lock = directory / "pylock.toml"
+    lock.write_text(f'lock-version = "1.0"\ncreated-by = "test"\n{entries}', "utf-8")
+    return lock
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not ON_LINUX_X86, reason="torch requires triton on Linux x86_64 only")
 def test_a_pylock_is_resolved_again_by_pip(
     cli: Callable[..., CliResult], hermetic: Path, wheelhouse: Path
 ) -> None:
-    pins = [("torch", "2.0.1"), ("triton", "2.0.0"), ("filelock", "3.13.1")]
-    entries = "".join(
-        f'[[packages]]\nname = "{name}"\nversion = "{version}"\n'
-        f'[[packages.wheels]]\npath = "{wheelhouse}/{name}-{version}-py3-none-any.whl"\n'
-        for name, version in pins
-    )
-    lock = hermetic / "pylock.toml"
-    lock.write_text(f'lock-version = "1.0"\ncreated-by = "test"\n{entries}', "utf-8")
+    lock = torch_lock(hermetic, wheelhouse)
     path = config(hermetic)
     result = cli("check", "cycles", "--config", path, "--no-index", lock)
     assert result.code == 1, result.err
     assert result.out.splitlines()[0] == "cycle 1: torch 2.0.1 -> triton 2.0.0 -> torch"
     # A lock does not say what was asked for: torch and triton, which nothing else requires.
     assert "    remove triton -> torch: torch stays required: inferred as a root" in result.out
+    assert "roots were inferred and each leg chosen is a heuristic's guess" in result.out
     assert cli("check", "cycles", "--config", path, "--no-index", lock, "--apply").code == 0
     assert cli("check", "cycles", "--config", path, "--no-index", lock).code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ON_LINUX_X86, reason="torch requires triton on Linux x86_64 only")
+def test_a_pylock_pins_its_own_files_not_an_index_s(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path, wheelhouse: Path
+) -> None:
+    """Another triton 2.0.0 that pip would prefer (a build tag), without the requirement on
+    torch: the lock's own wheel is the one checked, so the cycle is there."""
+    other = tmp_path / "other"
+    other.mkdir()
+    build_wheel(other, WheelSpec(name="triton", version="2.0.0", build="1",
+                                 files={"triton/__init__.py": b""}))  # fmt: skip
+    lock = torch_lock(hermetic, wheelhouse)
+    result = cli("check", "cycles", "--no-index", "--find-links", other, lock)
+    assert result.code == 1, result.err
+    assert result.out.splitlines()[0] == "cycle 1: torch 2.0.1 -> triton 2.0.0 -> torch"
 
 
 @pytest.mark.slow
@@ -568,6 +597,23 @@ BAD_TOML = "[tool.wheelpatch\n"
         ),
         pytest.param(["{empty}"], "error: {empty}: holds no wheel (*.whl)", id="empty-directory"),
         pytest.param(
+            ["reqs.txt"],
+            "error: reqs.txt: is a file, neither a wheel nor a pylock.toml; did you mean -r "
+            "reqs.txt?",
+            id="requirements-file-as-input",
+        ),
+        pytest.param(
+            ["-r", "blank.txt"],
+            "error: -r blank.txt: lists no requirement (only blank lines and comments)",
+            id="empty-r",
+        ),
+        pytest.param(
+            ["grouped/pylock.toml"],
+            "error: grouped/pylock.toml: packages[0].marker: \"'dev' in dependency_groups\" "
+            "depends on the extras or dependency groups",
+            id="lock-group-marker",
+        ),
+        pytest.param(
             ["{broken}"],
             "error: broken-1.0-py3-none-any.whl: METADATA Name 'other' does not match",
             id="broken-wheel",
@@ -589,6 +635,14 @@ def test_bad_input_is_one_line(
         metadata=b"Metadata-Version: 2.1\nName: other\nVersion: 1.0\n",
     )
     (hermetic / "bad.toml").write_text(BAD_TOML, "utf-8")
+    (hermetic / "reqs.txt").write_text("alpha\n", "utf-8")
+    (hermetic / "blank.txt").write_text("# nothing yet\n\n", "utf-8")
+    (hermetic / "grouped").mkdir()
+    (hermetic / "grouped" / "pylock.toml").write_text(
+        'lock-version = "1.0"\n[[packages]]\nname = "alpha"\nversion = "1.0"\n'
+        "marker = \"'dev' in dependency_groups\"\n",
+        "utf-8",
+    )
     (hermetic / "unknown.toml").write_text(
         '[tool.wheelpatch.overrides.x]\nrmove = ["y"]\n', "utf-8"
     )
@@ -651,3 +705,28 @@ def test_the_nearest_configuration_is_found_and_named(
     assert result.code == 0, result.err
     assert result.err == f"wheelpatch: using configuration {path.resolve()}\n"
     assert result.out == "no requirement cycle (2 project(s) required; roots asked for: alpha)\n"
+
+
+def test_of_a_project_s_wheels_the_one_pip_would_take_counts(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path
+) -> None:
+    """Same tags: the higher build tag wins, as in pip; a wheel whose Requires-Python excludes
+    the target is left out, whatever its build tag."""
+    houses = [tmp_path / name for name in ("h1", "h2", "h3")]
+    for house in houses:
+        house.mkdir()
+    plain = build_wheel(houses[0], spec("alpha"))
+    cyclic = build_wheel(houses[1], WheelSpec(name="alpha", build="1", requires=("beta",),
+                                              files={"alpha/__init__.py": b""}))  # fmt: skip
+    future = build_wheel(houses[2], WheelSpec(name="alpha", build="2", requires_python=">=4",
+                                              files={"alpha/__init__.py": b""}))  # fmt: skip
+    beta = build_wheel(houses[0], spec("beta", "alpha"))
+    result = cli("check", "cycles", plain, cyclic, future, beta, "--root", "alpha")
+    assert result.code == 1, result.err
+    assert result.out.splitlines()[0] == "cycle 1: alpha 1.0 -> beta 1.0 -> alpha"
+    version = ".".join(str(part) for part in sys.version_info[:3])
+    assert result.err.splitlines() == [
+        f"note: skipped {plain.name}: {cyclic.name} suits the target better",
+        f"note: skipped {future.name}: Requires-Python '>=4' excludes Python {version} of the "
+        "target",
+    ]

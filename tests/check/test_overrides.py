@@ -3,6 +3,7 @@ accepted by the configuration parser; and pylock.toml read as pins."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from wheelpatch.check.cycles import Break, find_cycles
 from wheelpatch.check.graph import Package, Resolution, build_graph
 from wheelpatch.check.overrides import apply_edits, plan_edits, render_edits
 from wheelpatch.check.pylock import is_pylock, read_pylock
-from wheelpatch.errors import ConfigError
+from wheelpatch.errors import ConfigError, InvalidWheel
 from wheelpatch.rules.config import Config, parse_config
 
 if sys.version_info >= (3, 11):
@@ -163,26 +164,94 @@ def test_lock_file_names(name: str, expected: bool) -> None:
     assert is_pylock(Path(name)) is expected
 
 
-def test_a_lock_becomes_pins_and_its_wheel_directories(tmp_path: Path) -> None:
+TAGS = ["cp311-cp311-manylinux_2_17_x86_64", "cp311-abi3-manylinux_2_17_x86_64", "py3-none-any"]
+LINUX = {**ENV, "platform_system": "Linux", "sys_platform": "linux"}
+
+
+def lock_of(tmp_path: Path, body: str, *files: str) -> Path:
+    for name in files:
+        (tmp_path / "wheels").mkdir(exist_ok=True)
+        (tmp_path / "wheels" / name).write_bytes(b"wheel")
     lock = tmp_path / "pylock.toml"
-    lock.write_text(
-        'lock-version = "1.0"\ncreated-by = "test"\n'
+    lock.write_text(f'lock-version = "1.0"\ncreated-by = "test"\n{body}', "utf-8")
+    return lock
+
+
+def test_a_lock_becomes_its_own_files(tmp_path: Path) -> None:
+    """Each package is pinned to the lock's file (pip cannot take another of that version from
+    an index), the wheel the target's tags prefer; a marker false on the target drops it."""
+    lock = lock_of(
+        tmp_path,
         '[[packages]]\nname = "torch"\nversion = "2.0.1"\n'
-        '[[packages.wheels]]\nname = "torch-2.0.1-py3-none-any.whl"\n'
-        'path = "wheels/torch-2.0.1-py3-none-any.whl"\nhashes = {sha256 = "00"}\n'
-        '[[packages]]\nname = "triton"\nversion = "2.0.0"\n'
-        "marker = \"platform_system == 'Linux'\"\n",
-        "utf-8",
+        '[[packages.wheels]]\npath = "wheels/torch-2.0.1-py3-none-any.whl"\n'
+        'hashes = {sha256 = "00ff"}\n'
+        '[[packages.wheels]]\nname = "torch-2.0.1-cp311-cp311-manylinux_2_17_x86_64.whl"\n'
+        'url = "https://files.example/torch-2.0.1-cp311-cp311-manylinux_2_17_x86_64.whl"\n'
+        'hashes = {md5 = "11", sha256 = "aa", sha512 = "bb"}\n'
+        '[[packages]]\nname = "Triton"\nversion = "2.0.0"\n'
+        "marker = \"platform_system == 'Linux'\"\n"
+        '[[packages.wheels]]\npath = "wheels/triton-2.0.0-py3-none-any.whl"\n'
+        '[[packages]]\nname = "pywin"\nversion = "1"\nmarker = "sys_platform == \'win32\'"\n'
+        '[[packages.wheels]]\npath = "wheels/nope-1-py3-none-any.whl"\n'
+        '[[packages]]\nname = "plain"\nversion = "1.0"\n'
+        '[packages.sdist]\nurl = "https://files.example/plain-1.0.tar.gz"\n'
+        'hashes = {sha256 = "cc"}\n',
+        "torch-2.0.1-py3-none-any.whl",
+        "triton-2.0.0-py3-none-any.whl",
     )
-    locked = read_pylock(lock)
-    assert locked.requirements == ("torch==2.0.1", "triton==2.0.0; platform_system == 'Linux'")
-    assert locked.find_links == (str((tmp_path / "wheels").resolve()),)
+    locked = read_pylock(lock, tags=TAGS, markers=LINUX)
+    wheels = (tmp_path / "wheels").resolve()
+    assert [f.requirement for f in locked] == [
+        "torch @ https://files.example/torch-2.0.1-cp311-cp311-manylinux_2_17_x86_64.whl#sha512=bb",
+        f"triton @ {(wheels / 'triton-2.0.0-py3-none-any.whl').as_uri()}",
+        "plain @ https://files.example/plain-1.0.tar.gz#sha256=cc",
+    ]
+    assert [f.key for f in locked] == [
+        f"{lock}: packages[0].wheels[1]",
+        f"{lock}: packages[1].wheels[0]",
+        f"{lock}: packages[3].sdist",
+    ]
+    assert [f.is_wheel for f in locked] == [True, True, False]
+    # Where only the pure wheel suits, it is the local file, with its hash.
+    (torch, *_) = read_pylock(lock, tags=["py3-none-any"], markers={**LINUX})
+    assert torch.requirement == (
+        f"torch @ {(wheels / 'torch-2.0.1-py3-none-any.whl').as_uri()}#sha256=00ff"
+    )
+    assert [f.name for f in read_pylock(lock, tags=TAGS, markers=ENV | {"platform_system": "x"})
+            ] == ["torch", "plain"]  # fmt: skip
+
+
+def test_of_equal_tags_the_higher_build_tag_wins(tmp_path: Path) -> None:
+    names = ["a-1-py3-none-any.whl", "a-1-2-py3-none-any.whl", "a-1-10-py3-none-any.whl"]
+    wheels = "".join(f'[[packages.wheels]]\npath = "wheels/{n}"\n' for n in names)
+    lock = lock_of(tmp_path, f'[[packages]]\nname = "a"\nversion = "1"\n{wheels}', *names)
+    (locked,) = read_pylock(lock, tags=TAGS, markers=ENV)
+    assert locked.path == (tmp_path / "wheels" / "a-1-10-py3-none-any.whl").resolve()
+
+
+def test_a_local_file_is_checked_against_the_lock_hash(tmp_path: Path) -> None:
+    name = "a-1-py3-none-any.whl"
+    good = hashlib.sha256(b"wheel").hexdigest()
+    for digest, refused in [(good, False), ("00" * 32, True)]:
+        lock = lock_of(
+            tmp_path,
+            f'[[packages]]\nname = "a"\nversion = "1"\n[[packages.wheels]]\n'
+            f'path = "wheels/{name}"\nhashes = {{sha256 = "{digest}"}}\n',
+            name,
+        )
+        (locked,) = read_pylock(lock, tags=TAGS, markers=ENV)
+        if not refused:
+            locked.verify()
+            continue
+        with pytest.raises(InvalidWheel, match=rf"^{name}: sha256 {good} is not the 0+ of "):
+            locked.verify()
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        pytest.param('lock-version = "2.0"\n[[packages]]\nname = "a"\nversion = "1"\n',
+        pytest.param('lock-version = "2.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+                     'sdist = {url = "https://x/a-1.tar.gz"}\n',
                      "lock-version: must be '1.x', not '2.0'", id="version"),
         pytest.param('lock-version = "1.0"\n', "packages: must be a non-empty array", id="empty"),
         pytest.param('lock-version = "1.0"\n[[packages]]\nname = "a b"\nversion = "1"\n',
@@ -195,13 +264,40 @@ def test_a_lock_becomes_pins_and_its_wheel_directories(tmp_path: Path) -> None:
             'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\nmarker = "nope"\n',
             "packages[0].marker: 'nope' is not a valid marker", id="marker"),
         pytest.param("lock-version = \n", "invalid TOML", id="toml"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            "marker = \"'dev' in dependency_groups\"\n",
+            "packages[0].marker: \"'dev' in dependency_groups\" depends on the extras or "
+            "dependency groups an installer of the lock is asked for", id="groups"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            "marker = \"'gpu' in extras and python_version > '3'\"\n",
+            "packages[0].marker: \"'gpu' in extras and python_version > '3'\" depends on",
+            id="extras"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            "marker = \"platform_release != 'extras'\"\n",
+            "packages[0]: a 1 has neither wheels nor an sdist", id="extras-as-a-value"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            '[[packages.wheels]]\npath = "a-1-py3-none-any.whl"\n',
+            "packages[0].wheels[0].path: 'a-1-py3-none-any.whl': no such file", id="no-file"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            '[[packages.wheels]]\nurl = "https://x/a-1-cp27-none-win32.whl"\n',
+            "packages[0].wheels: none of its 1 wheel(s) suits the target interpreter",
+            id="no-wheel-suits"),
+        pytest.param(
+            'lock-version = "1.0"\n[[packages]]\nname = "a"\nversion = "1"\n'
+            '[[packages.wheels]]\nurl = "https://x/b-1-py3-none-any.whl"\n',
+            "packages[0].wheels[0]: 'b-1-py3-none-any.whl' is not a wheel of a", id="other"),
     ],
 )  # fmt: skip
 def test_a_bad_lock_is_refused_naming_the_entry(tmp_path: Path, body: str, message: str) -> None:
     lock = tmp_path / "pylock.toml"
     lock.write_text(body, "utf-8")
     with pytest.raises(ConfigError) as caught:
-        read_pylock(lock)
+        read_pylock(lock, tags=TAGS, markers=ENV)
     (error,) = caught.value.errors
     assert error.startswith(f"{lock}: ")
     assert message in error

@@ -2,8 +2,9 @@
 
 Each wheel's METADATA is read with the wheel readers (nothing else of the archive is) and the
 configured override is planned on it, so the requirements are those the patched wheel would
-have. Wheels the target interpreter cannot use (by their tags) are left out; of several wheels of
-one project that it can use, the one with its most preferred tag is kept, as pip would choose.
+have. Wheels the target interpreter cannot use (by their tags, or their Requires-Python) are left
+out; of several wheels of one project that it can use, the one with its most preferred tag, then
+the highest build tag, is kept, as pip would choose.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import BuildTag, NormalizedName
+from packaging.version import InvalidVersion, Version
 
 from ..errors import ConfigError, InvalidWheel
 from ..patch.plan import MetadataPlan, plan_metadata
@@ -66,13 +69,18 @@ def _requirements(wheel: SourceWheel, document: MetadataDocument) -> tuple[Requi
 
 
 def read_wheelhouse(
-    paths: Sequence[Path], config: Config, *, tags: Sequence[str] | None
+    paths: Sequence[Path],
+    config: Config,
+    *,
+    tags: Sequence[str] | None,
+    python_version: str | None = None,
 ) -> Wheelhouse:
     """The packages of the wheels ``paths`` (files or directories) with ``config``'s overrides
     applied to their METADATA, for a target interpreter supporting ``tags`` (most preferred
-    first; ``None``: unknown, every wheel is used)."""
+    first; ``None``: unknown, every wheel is used) at Python ``python_version`` (a wheel whose
+    Requires-Python, as patched, excludes it is left out; ``None``: not checked)."""
     rank = {tag: i for i, tag in enumerate(tags or ())}
-    chosen: dict[NormalizedName, tuple[int, SourceWheel]] = {}
+    chosen: dict[NormalizedName, tuple[tuple[int, BuildTag], SourceWheel, MetadataDocument]] = {}
     skipped: list[str] = []
     for path in wheel_files(paths):
         wheel = read_wheel(path)
@@ -83,26 +91,52 @@ def read_wheelhouse(
                 continue
         else:
             best = 0
+        document = _patched(wheel, config)
+        excluded = _excludes(document.get("Requires-Python"), python_version)
+        if excluded:
+            skipped.append(f"{wheel.filename}: {excluded}")
+            continue
+        # pip's order: the most preferred tag, then the highest build tag.
+        order = (best, wheel.build)
         other = chosen.get(wheel.name)
         if other is not None and other[1].version != wheel.version:
             raise InvalidWheel(
                 f"{wheel.filename}: {wheel.name} {wheel.version}, but {other[1].filename} is "
                 f"{wheel.name} {other[1].version}; give the wheels of one resolution"
             )
-        if other is None or best < other[0]:
+        if other is None or _better(order, other[0]):
             if other is not None:
                 skipped.append(f"{other[1].filename}: {wheel.filename} suits the target better")
-            chosen[wheel.name] = (best, wheel)
+            chosen[wheel.name] = (order, wheel, document)
         else:
             skipped.append(f"{wheel.filename}: {other[1].filename} suits the target better")
     packages = []
     for name in sorted(chosen):
-        wheel = chosen[name][1]
-        plan = plan_metadata(wheel.name, wheel.version, wheel.filename, wheel.metadata, config)
-        document = (
-            MetadataDocument.parse(plan.metadata)
-            if isinstance(plan, MetadataPlan)
-            else wheel.metadata
-        )
+        _, wheel, document = chosen[name]
         packages.append(Package(wheel.name, wheel.version, _requirements(wheel, document)))
     return Wheelhouse(tuple(packages), tuple(skipped))
+
+
+def _better(order: tuple[int, BuildTag], other: tuple[int, BuildTag]) -> bool:
+    """A better tag rank, or the same rank and a higher build tag (no build tag is lowest)."""
+    return order[0] < other[0] or (order[0] == other[0] and order[1] > other[1])
+
+
+def _patched(wheel: SourceWheel, config: Config) -> MetadataDocument:
+    plan = plan_metadata(wheel.name, wheel.version, wheel.filename, wheel.metadata, config)
+    return (
+        MetadataDocument.parse(plan.metadata) if isinstance(plan, MetadataPlan) else wheel.metadata
+    )
+
+
+def _excludes(requires: str | None, python_version: str | None) -> str | None:
+    """Why ``Requires-Python: requires`` excludes the target, or ``None`` (an invalid one is
+    not held against the wheel, as pip only warns of it)."""
+    if not requires or not requires.strip() or not python_version:
+        return None
+    try:
+        if SpecifierSet(requires).contains(Version(python_version), prereleases=True):
+            return None
+    except (InvalidSpecifier, InvalidVersion):
+        return None
+    return f"Requires-Python {requires!r} excludes Python {python_version} of the target"

@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from ..errors import EXIT_OK, ConfigError, OutputError
+from ..errors import EXIT_OK, ConfigError, OutputError, ResolutionError
 from .terminal import dump, json_on_error
 
 if TYPE_CHECKING:
     from ..check.cycles import CycleCheck
     from ..check.graph import Edge
     from ..check.overrides import OverrideEdit
+    from ..check.pylock import LockedFile
     from ..install.environment import TargetEnvironment
+    from ..install.resolve import PipOptions
     from ..rules.config import Config
 
 __all__ = ["EXIT_CYCLES", "register", "run"]
@@ -66,7 +68,8 @@ exit codes:
   0    no cycle (with --apply: none left once the overrides were written)
   1    cycles found (and not applied); also: a wheel was refused (an error: line says which)
   2    usage or configuration error (bad TOML, a missing file, an invalid requirement, an
-       override table whose versions exclude the version to patch)
+       override table whose versions exclude the version to patch or that relaxes, replaces
+       or adds the name to remove; nothing is written)
   3    --apply could not write the configuration file
   4    pip could not resolve the requirements
   130  interrupted
@@ -188,6 +191,10 @@ def _classify(args: argparse.Namespace) -> _Inputs:
                 pylocks.append(path)
             else:
                 problems.append(f"{text}: no such lock file")
+        elif path.is_file():  # "reqs.txt" is a valid requirement name too
+            problems.append(
+                f"{text}: is a file, neither a wheel nor a pylock.toml; did you mean -r {text}?"
+            )
         else:
             try:
                 Requirement(text)
@@ -202,6 +209,8 @@ def _classify(args: argparse.Namespace) -> _Inputs:
     for file in args.requirement:
         if not file.is_file():
             problems.append(f"-r {file}: no such file")
+        elif not _lists_anything(file):
+            problems.append(f"-r {file}: lists no requirement (only blank lines and comments)")
         requirements += ["-r", str(file)]
     inputs = _Inputs(tuple(wheels), tuple(directories), tuple(requirements), tuple(pylocks))
     if not problems and inputs.needs_pip(args):
@@ -215,6 +224,15 @@ def _classify(args: argparse.Namespace) -> _Inputs:
     if problems:
         raise ConfigError(problems)
     return inputs
+
+
+def _lists_anything(file: Path) -> bool:
+    """Whether a requirements file has a line that is neither blank nor a comment."""
+    try:
+        with file.open(encoding="utf-8", errors="replace") as stream:
+            return any(line.strip() and not line.lstrip().startswith("#") for line in stream)
+    except OSError:
+        return True  # pip says why it cannot read it
 
 
 def _roots(texts: Sequence[str]) -> dict[NormalizedName, frozenset[str]] | None:
@@ -315,20 +333,23 @@ def _check(
         from ..install.resolve import PipOptions, resolve_packages  # noqa: PLC0415
 
         requirements = list(inputs.requirements)
-        links = list(args.find_links)
-        for lock in inputs.pylocks:
-            locked = read_pylock(lock)
-            requirements += locked.requirements
-            links += [link for link in locked.find_links if link not in links]
         options = PipOptions(
             index_url=args.index_url,
             extra_index_urls=tuple(args.extra_index_url),
-            find_links=tuple(links),
+            find_links=tuple(args.find_links),
             no_index=args.no_index,
         )
         with tempfile.TemporaryDirectory(prefix="wheelpatch-check-") as workdir:
+            wheels = list(inputs.wheels)
+            for lock in inputs.pylocks:
+                for locked in read_pylock(lock, tags=env.tags, markers=env.markers):
+                    given = _locked_wheel(locked, config, env, options, Path(workdir))
+                    if given is None:
+                        requirements.append(locked.requirement)
+                    else:
+                        wheels.append(given)
             resolved = resolve_packages(
-                wheels=inputs.wheels,
+                wheels=wheels,
                 requirements=requirements,
                 config=config,
                 env=env,
@@ -342,7 +363,12 @@ def _check(
     else:
         from ..check.wheelhouse import read_wheelhouse  # noqa: PLC0415
 
-        house = read_wheelhouse([*inputs.wheels, *inputs.directories], config, tags=env.tags)
+        house = read_wheelhouse(
+            [*inputs.wheels, *inputs.directories],
+            config,
+            tags=env.tags,
+            python_version=env.full_version or None,
+        )
         skipped = house.skipped
         markers = env.markers
         if markers is None:
@@ -357,6 +383,31 @@ def _check(
             [f"--root {name}: no such project in the resolution" for name in graph.unknown_roots]
         )
     return find_cycles(graph, limit=args.max_cycles), skipped
+
+
+def _locked_wheel(
+    locked: LockedFile,
+    config: Config,
+    env: TargetEnvironment,
+    options: PipOptions,
+    workdir: Path,
+) -> Path | None:
+    """The lock's wheel file when an override applies to it, else ``None`` (pip is given
+    ``name @ URL``). An overridden wheel is given to the resolver as a file, which pip then sees
+    as its patched stand-in: a ``name @ URL`` requirement would conflict with the stand-in."""
+    from ..install.resolve import download_wheels  # noqa: PLC0415
+
+    override = config.override_for(locked.name)
+    if override is None or not override.applies_to(locked.version) or not locked.is_wheel:
+        return None
+    if locked.path is not None:
+        locked.verify()
+        return locked.path
+    directory = workdir / "locked" / locked.name
+    found = download_wheels([locked.requirement], env, options, directory)
+    if not found:
+        raise ResolutionError(f"{locked.key}: pip could not download {locked.url}")
+    return found[0]
 
 
 def _write(path: Path, text: str) -> None:
