@@ -9,6 +9,7 @@ reaches pip) in a fresh working directory, so no configuration is found by searc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -296,16 +297,20 @@ def test_a_wheelhouse_without_roots_infers_them(
 OTHERS = {"alpha", "beta", "gamma", "solo", "leaf", "host", "plugin"}
 
 
-def torch_lock(directory: Path, wheelhouse: Path) -> Path:
-    """A pylock.toml of the torch stand-in's resolution: every wheel of it, by path."""
+def torch_lock(directory: Path, wheelhouse: Path, url: str | None = None) -> Path:
+    """A pylock.toml of the torch stand-in's resolution: every wheel of it, by path (or at
+    ``url``, with its sha256)."""
     entries = ""
     for wheel in sorted(wheelhouse.glob("*.whl")):
         name, version = wheel.name.split("-")[:2]
-        if name not in OTHERS:
-            entries += (
-                f'[[packages]]\nname = "{name}"\nversion = "{version}"\n'
-                f'[[packages.wheels]]\npath = "{wheel}"\n'
-            )
+        if name in OTHERS:
+            continue
+        entries += f'[[packages]]\nname = "{name}"\nversion = "{version}"\n[[packages.wheels]]\n'
+        if url is None:
+            entries += f'path = "{wheel}"\n'
+        else:
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            entries += f'url = "{url}/{wheel.name}"\nhashes = {{sha256 = "{digest}"}}\n'
     lock = directory / "pylock.toml"
     lock.write_text(f'lock-version = "1.0"\ncreated-by = "test"\n{entries}', "utf-8")
     return lock
@@ -326,6 +331,34 @@ def test_a_pylock_is_resolved_again_by_pip(
     assert "roots were inferred and each leg chosen is a heuristic's guess" in result.out
     assert cli("check", "cycles", "--config", path, "--no-index", lock, "--apply").code == 0
     assert cli("check", "cycles", "--config", path, "--no-index", lock).code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ON_LINUX_X86, reason="torch requires triton on Linux x86_64 only")
+def test_a_pylock_of_urls_is_applied_then_gone(
+    cli: Callable[..., CliResult], hermetic: Path, tmp_path: Path, wheelhouse: Path
+) -> None:
+    """The lock's wheels at URLs (a loopback server): pinned by URL and hash, and the one an
+    override applies to downloaded and given to the resolver as a file (a URL pin would clash
+    with its patched stand-in)."""
+    with static_server(wheelhouse, tmp_path / "http.log") as server:
+        lock = torch_lock(hermetic, wheelhouse, server.url)
+        path = config(hermetic)
+        args = ["check", "cycles", "--config", path, "--no-index", lock]
+        found = cli(*args)
+        assert found.code == 1, found.err
+        assert found.out.splitlines()[0] == "cycle 1: torch 2.0.1 -> triton 2.0.0 -> torch"
+        assert cli(*args, "--apply").code == 0
+        again = cli(*args)
+        assert again.code == 0, again.err
+        assert again.out.startswith("no requirement cycle (")
+        # A hash that is not the file's is pip's refusal, not a check of another file.
+        text = lock.read_text("utf-8")
+        start = text.index('sha256 = "') + len('sha256 = "')
+        lock.write_text(text[:start] + "0" * 64 + text[start + 64 :], "utf-8")
+        refused = cli(*args)
+        assert refused.code == 4, refused.err
+        assert "hash" in refused.err.lower()
 
 
 @pytest.mark.slow
