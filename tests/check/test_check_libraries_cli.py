@@ -159,3 +159,11 @@ def test_a_broken_elf_member_is_refused_in_one_line(
     assert result.code == 1
     (line,) = result.err.splitlines()
     assert line.startswith("error: broken-1.0-py3-none-any.whl: broken/_ext.so: not a readable ELF")
+
+
+def test_help_lists_every_exit_code(check: Callable[..., CliResult]) -> None:
+    result = check("--help")
+    assert result.code == 0
+    codes = [line.split()[0] for line in result.out.split("exit codes:")[1].splitlines()[1:]]
+    assert codes == ["0", "1", "2", "3", "6", "130"]
+    assert "3    the report could not be written, or a file could not be read" in result.out

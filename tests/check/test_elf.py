@@ -125,3 +125,178 @@ def test_truncated_elf_member_is_one_line_naming_it(native: Native, tmp_path: Pa
     message = str(caught.value)
     assert message.startswith("a.zip: pkg/lib.so: not a readable ELF file")
     assert "\n" not in message
+
+
+# --- hand-made ELF files: what the loader takes of several tables, and too many entries --------
+
+_TAGS = {"DT_NULL": 0, "DT_NEEDED": 1, "DT_STRTAB": 5, "DT_STRSZ": 10, "DT_RPATH": 15}
+
+
+def _elf(*segments: list[tuple[str, int]], strings: bytes) -> bytes:
+    """A little-endian ELF64 shared object whose PT_DYNAMIC segments hold ``segments`` (tag
+    name, value; DT_STRTAB's value is an offset into ``strings``, placed after them)."""
+    import struct
+
+    phnum = 1 + len(segments)
+    dynamic_at = 64 + 56 * phnum
+    blobs = []
+    at = dynamic_at
+    for tags in segments:
+        blobs.append((at, len(tags) * 16))
+        at += len(tags) * 16
+    strings_at = at
+    body = b"".join(
+        struct.pack("<qQ", _TAGS[name], strings_at + value if name == "DT_STRTAB" else value)
+        for tags in segments
+        for name, value in tags
+    )
+    size = strings_at + len(strings)
+    header = (
+        b"\x7fELF\x02\x01\x01"
+        + bytes(9)
+        + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+    )
+    phdrs = struct.pack("<IIQQQQQQ", 1, 4, 0, 0, 0, size, size, 4096)  # PT_LOAD, all of it
+    for offset, length in blobs:
+        phdrs += struct.pack("<IIQQQQQQ", 2, 4, offset, offset, offset, length, length, 8)
+    return header + phdrs + body + strings
+
+
+STRINGS = b"\0liba.so\0libb.so\0/first\0/last\0"
+A, B, FIRST, LAST = 1, 9, 17, 24
+
+
+def _table(*tags: tuple[str, int]) -> list[tuple[str, int]]:
+    return [*tags, ("DT_STRSZ", len(STRINGS)), ("DT_NULL", 0)]
+
+
+def test_the_last_pt_dynamic_counts(tmp_path: Path) -> None:
+    path = tmp_path / "two.so"
+    path.write_bytes(
+        _elf(
+            _table(("DT_STRTAB", 0), ("DT_NEEDED", A)),
+            _table(("DT_STRTAB", 0), ("DT_NEEDED", B)),
+            strings=STRINGS,
+        )
+    )
+    _, facts = read_file_facts(path)
+    assert facts is not None
+    assert facts.needed == ("libb.so",)
+
+
+def test_the_last_strtab_and_rpath_count(tmp_path: Path) -> None:
+    # The first DT_STRTAB points one byte past the table's start: its strings read wrong.
+    path = tmp_path / "tags.so"
+    path.write_bytes(
+        _elf(
+            _table(
+                ("DT_STRTAB", 1),
+                ("DT_STRTAB", 0),
+                ("DT_NEEDED", A),
+                ("DT_RPATH", FIRST),
+                ("DT_RPATH", LAST),
+            ),
+            strings=STRINGS,
+        )
+    )
+    _, facts = read_file_facts(path)
+    assert facts is not None
+    assert facts.needed == ("liba.so",)
+    assert facts.rpath == ("/last",)
+
+
+def test_too_many_dynamic_entries_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "many.so"
+    needs = [("DT_NEEDED", A)] * (elf.DYNAMIC_CAP + 10)
+    path.write_bytes(_elf(_table(("DT_STRTAB", 0), *needs), strings=STRINGS))
+    with pytest.raises(InvalidWheel) as caught:
+        read_file_facts(path)
+    message = str(caught.value)
+    assert message == (
+        f"{path}: not a readable ELF file (its dynamic segment has more than "
+        f"{elf.DYNAMIC_CAP} entries (not believed))"
+    )
+    fine = tmp_path / "fine.so"
+    fine.write_bytes(_elf(_table(("DT_STRTAB", 0), *needs[:1000]), strings=STRINGS))
+    _, facts = read_file_facts(fine)
+    assert facts is not None
+    assert len(facts.needed) == 1000
+
+
+def test_a_six_byte_elf_member_says_it_is_too_short(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pkg/lib.so", b"\x7fELF\x02\x01")
+    with pytest.raises(InvalidWheel) as caught:
+        _member_facts(archive, "pkg/lib.so")
+    assert str(caught.value) == (
+        "a.zip: pkg/lib.so: not a readable ELF file (6 bytes, shorter than an ELF header "
+        "(64 bytes))"
+    )
+
+
+def test_a_cancelled_read_stops_between_blocks(native: Native, tmp_path: Path) -> None:
+    import threading
+
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(native.big, "pkg/big.so")
+    fd = os.open(archive, os.O_RDONLY)
+    try:
+        member = next(m for m in read_archive(fd, archive.name).members if m.name == "pkg/big.so")
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(elf.Cancelled):
+            read_member_facts(fd, member, "big.zip: pkg/big.so", cancel)
+    finally:
+        os.close(fd)
+
+
+# --- the system search reads the ELF header of what it finds, and the interpreter's RPATH -----
+
+
+def test_a_system_file_of_another_machine_is_passed_over(native: Native, tmp_path: Path) -> None:
+    from wheelpatch.check.native import system_search
+
+    foreign, right = tmp_path / "foreign", tmp_path / "right"
+    foreign.mkdir()
+    right.mkdir()
+    data = bytearray(native.libfoo.read_bytes())
+    data[18:20] = (183).to_bytes(2, "little")  # e_machine: EM_AARCH64
+    (foreign / "libfoo.so").write_bytes(bytes(data))
+    (right / "libfoo.so").write_bytes(native.libfoo.read_bytes())
+    target = ("EM_X86_64", 64)
+    assert system_search(target, [foreign, right]).find("libfoo.so") == str(right / "libfoo.so")
+    assert system_search(target, [foreign]).find("libfoo.so") is None
+    (foreign / "libbar.so").write_text("/* GNU ld script */\n")  # not ELF: no library either
+    assert system_search(target, [foreign]).find("libbar.so") is None
+
+
+def test_the_interpreters_rpath_is_searched(native: Native, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from wheelpatch.check.libraries import ElfObject, find_missing
+    from wheelpatch.check.native import system_search
+
+    # A conda-like layout: bin/python has RPATH $ORIGIN/../lib, where libfoo.so lies.
+    (tmp_path / "main.c").write_text("int foo(void);\nint main(void) { return foo() - 42; }\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "lib").mkdir()
+    shutil.copy(native.libfoo, tmp_path / "lib" / "libfoo.so")
+    subprocess.run(
+        ["gcc", "-o", "bin/python", "main.c", "-Llib", "-lfoo", "-Wl,-rpath,$ORIGIN/../lib",
+         "-Wl,--disable-new-dtags"], cwd=tmp_path, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (tmp_path / "python3").symlink_to(tmp_path / "bin" / "python")  # resolved: bin/
+    _, facts = read_file_facts(native.ext_rpath)
+    assert facts is not None
+    # ext_rpath.so's own RPATH ($ORIGIN/../provider/lib) finds nothing where it lies.
+    ext = ElfObject((tmp_path / "site" / "consumer" / "_ext.so").as_posix(), facts, "ext")
+    target = ("EM_X86_64", 64)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with_python = system_search(target, [empty], tmp_path / "python3")
+    assert find_missing([ext], os.path.exists, with_python) == ()
+    (missing,) = find_missing([ext], os.path.exists, system_search(target, [empty]))
+    assert missing.library == "libfoo.so"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ except ImportError:  # pragma: no cover - depends on the extra
     _isal = None
 
 __all__ = [
+    "Cancelled",
     "ElfFacts",
     "FileKind",
     "file_kind",
@@ -66,6 +68,8 @@ _TABLE_CAP = 64 << 20
 _CHUNK = 1 << 20
 #: Inflated at most at once when skipping towards a range.
 _SKIP = 8 << 20
+#: More entries than this in a dynamic segment are not believed (real libraries have tens).
+DYNAMIC_CAP = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,10 @@ def is_library_name(name: str) -> bool:
     """Whether a member's name is that of a shared object or extension module (any platform)."""
     base = name.rsplit("/", 1)[-1].lower()
     return base.endswith((".so", ".dylib", ".dll", ".pyd")) or ".so." in base
+
+
+class Cancelled(Exception):
+    """Reading stopped because the caller no longer wants the facts (checked between blocks)."""
 
 
 class _Unread(Exception):
@@ -169,12 +177,15 @@ class _Inflater:
     """Inflates one member forward, keeping its first :data:`_KEEP_HEAD` bytes; a range before
     where it stands (and past the head) restarts it from the member's first byte."""
 
-    def __init__(self, fd: int, member: ZipMember, where: str) -> None:
+    def __init__(
+        self, fd: int, member: ZipMember, where: str, cancel: threading.Event | None = None
+    ) -> None:
         if member.method not in (STORED, DEFLATED):  # pragma: no cover - read_archive refuses
             raise InvalidWheel(f"{where}: member {member.name!r}: unknown compression")
         self._fd = fd
         self._member = member
         self._where = where
+        self._cancel = cancel
         self._head = bytearray()
         self._restart()
 
@@ -191,6 +202,8 @@ class _Inflater:
         member = self._member
         while True:
             if not self._raw:
+                if self._cancel is not None and self._cancel.is_set():
+                    raise Cancelled(self._where)
                 if self._read_to >= member.end_offset:
                     tail = self._inflater.flush() if self._inflater is not None else b""
                     if tail:
@@ -245,6 +258,11 @@ def _facts(stream: _Window | io.BufferedReader, size: int) -> ElfFacts:
     pyelftools' segment objects would read the section headers too, which lie at the file's end
     and which the loader never reads."""
     reader = cast("IO[bytes]", stream)
+    stream.seek(4)
+    header_size = 64 if stream.read(1) == b"\x02" else 52
+    if size < header_size:
+        raise ELFError(f"{size} bytes, shorter than an ELF header ({header_size} bytes)")
+    stream.seek(0)
     elf = ELFFile(reader)
     structs = elf.structs
     machine = str(elf["e_machine"])
@@ -257,23 +275,27 @@ def _facts(stream: _Window | io.BufferedReader, size: int) -> ElfFacts:
         struct_parse(structs.Elf_Phdr, reader, table_at + n * entry_size) for n in range(count)
     ]
     needed: list[str] = []
-    runpath: list[str] | None = None
-    rpath: list[str] | None = None
+    runpath: str | None = None
+    rpath: str | None = None
     soname: str | None = None
-    for header in headers:
-        if header["p_type"] != "PT_DYNAMIC":
-            continue
+    # The loader takes the last PT_DYNAMIC, and of each tag but DT_NEEDED the last.
+    dynamic = [header for header in headers if header["p_type"] == "PT_DYNAMIC"][-1:]
+    for header in dynamic:
         offset, length = int(header["p_offset"]), int(header["p_filesz"])
         _require(stream, offset, length, size, "its dynamic segment")
         entry = structs.Elf_Dyn.sizeof()
         tags = []
         for n in range(length // entry):
+            if n >= DYNAMIC_CAP:
+                raise ELFError(
+                    f"its dynamic segment has more than {DYNAMIC_CAP} entries (not believed)"
+                )
             tag = struct_parse(structs.Elf_Dyn, reader, offset + n * entry)
             if tag["d_tag"] == "DT_NULL":
                 break
             tags.append((str(tag["d_tag"]), int(tag["d_val"])))
-        address = next((value for name, value in tags if name == "DT_STRTAB"), None)
-        table_size = next((value for name, value in tags if name == "DT_STRSZ"), None)
+        last = dict(tags)
+        address, table_size = last.get("DT_STRTAB"), last.get("DT_STRSZ")
         table = None if address is None else _file_offset(headers, address)
         if table is None or table_size is None:
             raise ELFError("its dynamic segment has no string table the loader can map")
@@ -286,16 +308,10 @@ def _facts(stream: _Window | io.BufferedReader, size: int) -> ElfFacts:
             raw = parse_cstring_from_stream(reader, table + value)
             return (raw or b"").decode("utf-8", "surrogateescape")
 
-        for name, value in tags:
-            if name == "DT_NEEDED":
-                needed.append(string(value))
-            elif name == "DT_RUNPATH":
-                runpath = [*(runpath or []), string(value)]
-            elif name == "DT_RPATH":
-                rpath = [*(rpath or []), string(value)]
-            elif name == "DT_SONAME":
-                soname = string(value)
-        break
+        needed = [string(value) for name, value in tags if name == "DT_NEEDED"]
+        runpath = None if "DT_RUNPATH" not in last else string(last["DT_RUNPATH"])
+        rpath = None if "DT_RPATH" not in last else string(last["DT_RPATH"])
+        soname = None if "DT_SONAME" not in last else string(last["DT_SONAME"])
     return ElfFacts(
         machine=machine,
         elf_class=int(elf.elfclass),
@@ -307,8 +323,8 @@ def _facts(stream: _Window | io.BufferedReader, size: int) -> ElfFacts:
     )
 
 
-def _split(values: list[str]) -> tuple[str, ...]:
-    return tuple(part for value in values for part in value.split(":") if part)
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part for part in value.split(":") if part)
 
 
 def _file_offset(headers: list[Any], address: int) -> int | None:
@@ -336,12 +352,15 @@ def _parse(stream: _Window | io.BufferedReader, size: int, where: str) -> ElfFac
         raise InvalidWheel(f"{where}: not a readable ELF file ({exc})") from None
 
 
-def read_member_facts(fd: int, member: ZipMember, where: str) -> tuple[FileKind, ElfFacts | None]:
+def read_member_facts(
+    fd: int, member: ZipMember, where: str, cancel: threading.Event | None = None
+) -> tuple[FileKind, ElfFacts | None]:
     """What member ``member`` of the archive open as ``fd`` is, and its facts if it is ELF.
 
-    ``where`` (``wheel: member``) starts the error of a member that is ELF but unreadable."""
+    ``where`` (``wheel: member``) starts the error of a member that is ELF but unreadable; once
+    ``cancel`` is set, the next block read raises :class:`Cancelled`."""
     size = member.file_size
-    inflater = _Inflater(fd, member, where.split(":", 1)[0])
+    inflater = _Inflater(fd, member, where.split(":", 1)[0], cancel)
     window = _Window(size)
     head_end = min(size, _HEAD)
     window.add(0, inflater.fetch(0, head_end))

@@ -9,9 +9,15 @@ that loaded it (those without a RUNPATH of their own), ``$ORIGIN`` being the dir
 whose tag it is; then ``ld.so.cache`` and the default directories. A library already loaded
 satisfies a later need for its SONAME. Each file checked is loaded as a root of its own (it may be
 imported or dlopened directly), breadth first as ld.so loads; a need counts as met when it resolves
-in at least one of the loads its file takes part in. ``LD_LIBRARY_PATH``, the executable's own RPATH
-(python's) and libraries that another import loaded earlier are not counted on: what an
-installation provides is checked, not the state of one shell or process.
+in at least one of the loads its file takes part in. The executable's own ``DT_RPATH`` (a conda
+python's ``$ORIGIN/../lib``) is searched after the loaders' for a file without a RUNPATH, as
+glibc does, when the executable has no RUNPATH. ``LD_LIBRARY_PATH`` and libraries that another
+import loaded earlier are not counted on: what an installation provides is checked, not the
+state of one shell or process.
+
+``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are expanded where glibc would (alone, braced, or
+followed by ``/``); ``$LIB`` and ``$PLATFORM`` depend on how the system's glibc was built and are
+not guessed: an entry using one that is not known is listed as unknown, not searched.
 """
 
 from __future__ import annotations
@@ -65,19 +71,29 @@ class ElfObject:
 @dataclass(frozen=True, slots=True)
 class SystemSearch:
     """The system's part of the search: the default directories (their files listed) and the
-    entries of ``ld.so.cache`` for the target's machine."""
+    entries of ``ld.so.cache`` for the target's machine; and what the process brings: the
+    target interpreter (the executable, whose RPATH is searched) and the values of ``$LIB`` and
+    ``$PLATFORM`` when they are known (None: not known, entries using them are not searched)."""
 
     directories: Mapping[str, frozenset[str]]
     cache: Mapping[str, str]
     #: How it was made, for messages ("ld.so.cache and /lib, /usr/lib", or a test's directory).
     description: str
+    #: Whether a file found in one of ``directories`` is one the loader would take (an ELF file
+    #: of the target's class and machine): glibc skips another and searches on.
+    usable: Callable[[str], bool] | None = None
+    executable: ElfObject | None = None
+    lib: str | None = None
+    platform: str | None = None
 
     def find(self, name: str) -> str | None:
         if name in self.cache:
             return self.cache[name]
         for directory, names in self.directories.items():
             if name in names:
-                return posixpath.join(directory, name)
+                path = posixpath.join(directory, name)
+                if self.usable is None or self.usable(path):
+                    return path
         return None
 
 
@@ -87,7 +103,9 @@ class Missing:
 
     library: str
     needed_by: ElfObject
-    #: The directories searched before the system's, in order: (as the tag says, expanded).
+    #: The directories searched before the system's, in order: (as the tag says, expanded);
+    #: the expanded directory is ``""`` for an entry that could not be expanded (``$LIB`` or
+    #: ``$PLATFORM`` not known), which was therefore not searched.
     looked: tuple[tuple[str, str], ...]
 
 
@@ -111,21 +129,41 @@ class MissingLibraries(WheelpatchError):
         super().__init__("; ".join(self.errors))
 
 
-def _expand(entry: str, owner: ElfObject) -> str | None:
-    """A RUNPATH/RPATH entry as a directory, or None where it cannot be known (relative to the
-    working directory, or ``$PLATFORM``)."""
-    value = entry.replace("${ORIGIN}", "$ORIGIN").replace("$ORIGIN", owner.directory)
-    value = value.replace("${LIB}", "$LIB").replace(
-        "$LIB", "lib64" if owner.facts.elf_class == 64 else "lib"
-    )
-    if "$" in value or not value.startswith("/"):
+#: A dynamic string token where glibc takes one: braced, or followed by ``/`` or the end
+#: (``$ORIGIN_x`` is no token: its ``$`` stays literal).
+_TOKEN = re.compile(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?=/|$))")
+#: What :func:`_expand` gives for an entry whose ``$LIB`` or ``$PLATFORM`` is not known.
+UNKNOWN = ""
+
+
+def _expand(entry: str, owner: ElfObject, system: SystemSearch) -> str | None:
+    """A RUNPATH/RPATH entry as a directory; :data:`UNKNOWN` when it uses ``$LIB`` or
+    ``$PLATFORM`` and their value is not known; None when it is relative to the working
+    directory (not knowable here)."""
+    values = {"ORIGIN": owner.directory, "LIB": system.lib, "PLATFORM": system.platform}
+    unknown = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal unknown
+        value = values[match.group(1) or match.group(2)]
+        if value is None:
+            unknown = True
+            return ""
+        return value
+
+    value = _TOKEN.sub(substitute, entry)
+    if unknown:
+        return UNKNOWN
+    if not value.startswith("/"):
         return None
     return posixpath.normpath(value)
 
 
-def _search_dirs(obj: ElfObject, chain: Sequence[ElfObject]) -> list[tuple[str, str]]:
+def _search_dirs(
+    obj: ElfObject, chain: Sequence[ElfObject], system: SystemSearch
+) -> list[tuple[str, str]]:
     """The directories searched for ``obj``'s needs when it was loaded through ``chain`` (its
-    loaders, nearest first)."""
+    loaders, nearest first), then, for a file without RUNPATH, the executable's RPATH."""
     if obj.facts.runpath is not None:
         tagged = [(entry, obj) for entry in obj.facts.runpath]
     else:
@@ -135,9 +173,12 @@ def _search_dirs(obj: ElfObject, chain: Sequence[ElfObject]) -> list[tuple[str, 
             if loader.facts.runpath is None
             for entry in loader.facts.rpath or ()
         ]
+        executable = system.executable
+        if executable is not None and executable.facts.runpath is None:
+            tagged += [(entry, executable) for entry in executable.facts.rpath or ()]
     dirs: list[tuple[str, str]] = []
     for entry, owner in tagged:
-        expanded = _expand(entry, owner)
+        expanded = _expand(entry, owner, system)
         if expanded is not None and (entry, expanded) not in dirs:
             dirs.append((entry, expanded))
     return dirs
@@ -155,8 +196,9 @@ def find_missing(
     the facts of other ELF files by path, followed when a library resolves to one of them."""
     by_path = {**(more or {}), **{obj.path: obj for obj in objects}}
     met: set[tuple[str, str]] = set()
-    #: For each unmet need, what was looked through when its file was loaded most directly.
-    unmet: dict[tuple[str, str], tuple[int, Missing]] = {}
+    #: For each unmet need, what was looked through when its file was loaded most directly, and
+    #: where the need stands in its file's DT_NEEDED (the report's order).
+    unmet: dict[tuple[str, str], tuple[int, int, Missing]] = {}
     for root in objects:
         loaded: set[str] = set()
         queue: list[tuple[ElfObject, tuple[ElfObject, ...]]] = [(root, ())]
@@ -165,7 +207,7 @@ def find_missing(
             loaded.add(root.facts.soname)
         while queue:
             obj, chain = queue.pop(0)
-            for name in obj.facts.needed:
+            for position, name in enumerate(obj.facts.needed):
                 key = (obj.path, name)
                 if name in loaded:
                     met.add(key)
@@ -173,7 +215,8 @@ def find_missing(
                 found, looked = _resolve(name, obj, chain, exists, system)
                 if found is None:
                     if key not in unmet or unmet[key][0] > len(chain):
-                        unmet[key] = (len(chain), Missing(name, obj, tuple(looked)))
+                        first = unmet[key][1] if key in unmet else position
+                        unmet[key] = (len(chain), first, Missing(name, obj, tuple(looked)))
                     continue
                 met.add(key)
                 loaded.add(name)
@@ -186,9 +229,9 @@ def find_missing(
     order = {obj.path: index for index, obj in enumerate(objects)}
     keys = sorted(
         (key for key in unmet if key not in met),
-        key=lambda key: (order[key[0]], by_path[key[0]].facts.needed.index(key[1])),
+        key=lambda key: (order.get(key[0], len(order)), unmet[key][1]),
     )
-    return tuple(unmet[key][1] for key in keys)
+    return tuple(unmet[key][2] for key in keys)
 
 
 def _resolve(
@@ -203,8 +246,10 @@ def _resolve(
             return name, []  # relative to the working directory: not knowable here
         path = posixpath.normpath(name)
         return (path if exists(path) else None), []
-    looked = _search_dirs(obj, chain)
+    looked = _search_dirs(obj, chain, system)
     for _, directory in looked:
+        if directory == UNKNOWN:
+            continue
         candidate = posixpath.join(directory, name)
         if exists(candidate):
             return candidate, looked
@@ -239,11 +284,20 @@ def attribute(
     """Which requirement in ``removed`` would have provided ``missing``: known when the install
     paths ``records`` lists for it (from its wheel's RECORD) include a place the loader looked,
     else likely when the library's name (``libcudnn.so.9``: cudnn) or a directory searched under
-    site-packages (``nvidia/cudnn/lib``) names it or one of its extras; None if none does."""
-    places = {posixpath.join(directory, missing.library) for _, directory in missing.looked}
+    site-packages (``nvidia/cudnn/lib``) names it or one of its extras; None if none does.
+
+    A requirement whose RECORD is known and lists none of those places is not guessed at: the
+    library would be missing with it installed too."""
+    places = {
+        posixpath.join(directory, missing.library)
+        for _, directory in missing.looked
+        if directory != UNKNOWN
+    }
+    guessable = []
     for requirement in removed:
         files = records.get(canonicalize_name(requirement.name))
         if files is None:
+            guessable.append(requirement)
             continue
         hit = sorted(places.intersection(files))
         if hit:
@@ -252,7 +306,7 @@ def attribute(
             return Provider((str(requirement),), "record", f"its wheel's RECORD lists {shown}")
     stem = _library_stem(missing.library)
     stem_tokens = {stem, *re.split(r"[-_.]", stem)}
-    by_name = [r for r in removed if {t for t in stem_tokens if len(t) >= 3} & _tokens(r)]
+    by_name = [r for r in guessable if {t for t in stem_tokens if len(t) >= 3} & _tokens(r)]
     if by_name:
         exact = [r for r in by_name if stem in _tokens(r)]
         chosen = exact or by_name
@@ -260,7 +314,8 @@ def attribute(
             tuple(str(r) for r in chosen), "likely", f"the library's name {missing.library!r}"
         )
     # A directory searched names a removed requirement: telling only when exactly one does (torch
-    # searches nvidia/cudnn/lib, nvidia/nccl/lib, ... for every library it needs).
+    # searches nvidia/cudnn/lib, nvidia/nccl/lib, ... for every library it needs), and that one
+    # is not cleared by its RECORD (one cleared still counts: it leaves the others unsure).
     by_directory: dict[str, tuple[str, str]] = {}
     for entry, directory in missing.looked:
         relative = _under(directory, site_dirs)
@@ -270,7 +325,7 @@ def attribute(
         for requirement in removed:
             if parts & _tokens(requirement):
                 by_directory.setdefault(str(requirement), (entry, relative))
-    if len(by_directory) == 1:
+    if len(by_directory) == 1 and any(str(r) in by_directory for r in guessable):
         ((text, (entry, relative)),) = by_directory.items()
         return Provider((text,), "likely", f"the search path {entry!r}, site-packages/{relative}")
     return None
@@ -283,6 +338,12 @@ def _under(directory: str, site_dirs: Sequence[str]) -> str | None:
     return None
 
 
+def _unknown_tokens(entry: str, system: SystemSearch) -> str:
+    known = {"ORIGIN", *(["LIB"] if system.lib else []), *(["PLATFORM"] if system.platform else [])}
+    names = sorted({m.group(1) or m.group(2) for m in _TOKEN.finditer(entry)} - known)
+    return " and ".join(f"${name}" for name in names) or "its value"
+
+
 def describe(
     missing: Missing,
     provider: Provider | None,
@@ -293,7 +354,10 @@ def describe(
     """One line: the library, the file that needs it (and how many more do), where it was looked
     for, and the removed requirement that would have put it there."""
     places = []
-    for _, directory in missing.looked:
+    for entry, directory in missing.looked:
+        if directory == UNKNOWN:
+            places.append(f"{entry!r} (not searched: {_unknown_tokens(entry, system)} not known)")
+            continue
         relative = _under(directory, site_dirs)
         places.append(f"site-packages/{relative}" if relative is not None else directory)
     where = ", ".join([*places, system.description])

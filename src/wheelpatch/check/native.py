@@ -10,6 +10,7 @@ import os
 import posixpath
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName
 
 from ..wheel.source_wheel import SourceWheel
-from .elf import ElfFacts, FileKind, is_library_name, read_file_facts, read_member_facts
+from .elf import (
+    ElfFacts,
+    FileKind,
+    is_library_name,
+    machine_of,
+    read_file_facts,
+    read_member_facts,
+)
 from .libraries import (
     ElfObject,
     Missing,
@@ -123,7 +131,7 @@ class LibraryReport:
                     "library": m.library,
                     "needed_by": m.needed_by.origin,
                     "needed_by_path": m.needed_by.path,
-                    "looked_in": [{"entry": e, "directory": d} for e, d in m.looked],
+                    "looked_in": [{"entry": e, "directory": d or None} for e, d in m.looked],
                     "system": self.system,
                     "removed_requirement": None
                     if p is None
@@ -188,10 +196,15 @@ def _pool_size() -> int:
 
 
 def wheel_objects(
-    wheel: SourceWheel, paths: Mapping[str, str], target: Target, source: str | None = None
+    wheel: SourceWheel,
+    paths: Mapping[str, str],
+    target: Target,
+    source: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> CheckedFiles:
     """The library-named members of ``wheel`` (``paths``: where each is installed), read in
-    parallel, largest first (inflating runs outside the GIL)."""
+    parallel, largest first (inflating runs outside the GIL); once ``cancel`` is set, reading
+    stops at the next block with :class:`~wheelpatch.check.elf.Cancelled`."""
     members = sorted(
         (m for m in wheel.archive.members if m.name in paths and is_library_name(m.name)),
         key=lambda m: (-m.file_size, m.name),
@@ -201,7 +214,10 @@ def wheel_objects(
     try:
         with concurrent.futures.ThreadPoolExecutor(_pool_size()) as pool:
             results = list(
-                pool.map(lambda m: read_member_facts(fd, m, f"{wheel.filename}: {m.name}"), members)
+                pool.map(
+                    lambda m: read_member_facts(fd, m, f"{wheel.filename}: {m.name}", cancel),
+                    members,
+                )
             )
     finally:
         os.close(fd)
@@ -270,13 +286,49 @@ def _listing(directory: str) -> frozenset[str]:
         return frozenset()
 
 
-def system_search(target: Target, directories: Sequence[Path] | None = None) -> SystemSearch:
+def _of_target(target: Target) -> Callable[[str], bool]:
+    """Whether a file found in a system directory is an ELF file of the target's machine and
+    class (glibc passes over a 32-bit /usr/lib/libz.so.1 for a 64-bit process), read once."""
+    seen: dict[str, bool] = {}
+
+    def usable(path: str) -> bool:
+        if path not in seen:
+            seen[path] = machine_of(Path(path)) == target
+        return seen[path]
+
+    return usable
+
+
+def _executable(interpreter: Path | None, target: Target) -> ElfObject | None:
+    """The target interpreter as the loader's executable (its RPATH is searched)."""
+    if interpreter is None:
+        return None
+    resolved = Path(os.path.realpath(interpreter))
+    _, facts = read_file_facts(resolved)
+    if facts is None or (facts.machine, facts.elf_class) != target:
+        return None
+    return ElfObject(resolved.as_posix(), facts, f"the interpreter {resolved}")
+
+
+def system_search(
+    target: Target, directories: Sequence[Path] | None = None, interpreter: Path | None = None
+) -> SystemSearch:
     """The system's libraries for ``target``: ``ld.so.cache`` and the default directories
-    (multiarch, lib64, lib), or, when ``directories`` is given, those directories alone."""
+    (multiarch, lib64, lib), or, when ``directories`` is given, those directories alone; a file
+    in them of another class or machine is passed over. ``interpreter`` (the target's
+    ``sys.executable``) is the executable whose RPATH the loader searches too."""
+    executable = _executable(interpreter, target)
+    usable = _of_target(target)
     if directories is not None:
         dirs = [os.path.abspath(d) for d in directories]
         shown = ", ".join(dirs) or "no system directory"
-        return SystemSearch({d: _listing(d) for d in dirs}, {}, f"the system directories {shown}")
+        return SystemSearch(
+            {d: _listing(d) for d in dirs},
+            {},
+            f"the system directories {shown}",
+            usable,
+            executable,
+        )
     triplet = _TRIPLETS.get(target)
     dirs = [f"/lib/{triplet}", f"/usr/lib/{triplet}"] if triplet else []
     if target[1] == 64:
@@ -288,7 +340,9 @@ def system_search(target: Target, directories: Sequence[Path] | None = None) -> 
         if cache is not None
         else ("the default directories (ld.so.cache could not be read: no ldconfig)")
     )
-    return SystemSearch({d: _listing(d) for d in dirs}, cache or {}, description)
+    return SystemSearch(
+        {d: _listing(d) for d in dirs}, cache or {}, description, usable, executable
+    )
 
 
 def removed_requirements(changes: Iterable[Any]) -> tuple[Requirement, ...]:

@@ -46,6 +46,7 @@ exit codes:
   0    no library is missing
   1    a wheel was refused (broken, hostile, or an ELF file that cannot be read)
   2    usage or configuration error (or --python is not a working interpreter)
+  {EXIT_OUTPUT}    the report could not be written, or a file could not be read (one line)
   {EXIT_MISSING_LIBRARIES}    a needed library resolves nowhere (one line each)
   130  interrupted
 """
@@ -151,7 +152,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             "check against (only ELF files are checked)"
         )
     site_dirs = [d.as_posix() for d in env.site_dirs]
-    system = system_search(target, args.system_library_dir)
+    system = system_search(target, args.system_library_dir, Path(env.interpreter))
     checked = []
     if args.wheels:
         config = load_config(args.config)
