@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName, canonicalize_name
-
 from ..errors import EXIT_OK, ConfigError, OutputError, ResolutionError
 from .terminal import dump, json_on_error
 
 if TYPE_CHECKING:
+    from packaging.utils import NormalizedName
+
     from ..check.cycles import CycleCheck
     from ..check.graph import Edge
     from ..check.overrides import OverrideEdit
@@ -168,6 +167,8 @@ class _Inputs:
 
 
 def _classify(args: argparse.Namespace) -> _Inputs:
+    from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415
+
     from ..check.pylock import is_pylock  # noqa: PLC0415
 
     wheels: list[Path] = []
@@ -236,6 +237,9 @@ def _lists_anything(file: Path) -> bool:
 
 
 def _roots(texts: Sequence[str]) -> dict[NormalizedName, frozenset[str]] | None:
+    from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
     if not texts:
         return None
     roots: dict[NormalizedName, frozenset[str]] = {}
