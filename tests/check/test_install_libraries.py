@@ -4,11 +4,16 @@ environment untouched, unless the library comes from elsewhere or --allow-missin
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shlex
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -164,6 +169,104 @@ def test_a_library_no_removal_explains_is_a_warning_beside_the_refusal(
     assert lines[1].startswith("error: libfoo.so: needed by consumer 1.1+nolib.1: consumer/_ext.so")
 
 
+# --- what the refusal asks an index for ----------------------------------------------------------
+
+
+@dataclass
+class Index:
+    """A simple index on loopback (http.server's directory listings, which pip reads as simple
+    pages), recording every path asked for."""
+
+    url: str
+    root: Path
+    asked: list[str] = field(default_factory=list)
+
+    def add(self, wheel: Path, project: str) -> None:
+        (self.root / project).mkdir(exist_ok=True)
+        shutil.copy(wheel, self.root / project / wheel.name)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[Index]:
+    root = tmp_path / "simple"
+    root.mkdir()
+    asked: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Index(f"http://127.0.0.1:{server.server_address[1]}/", root, asked)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_local_wheel_with_no_deps_sends_nothing_to_an_index(
+    native: Native,
+    install: Callable[..., CliResult],
+    index: Index,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The user's pip configuration names an index (which holds a "provider" that is not ours):
+    # a --no-deps install of a wheel file resolves nothing there, so the refusal asks it nothing.
+    index.add(native.foo_runtime, "provider")
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    result = install("--config", native.config, "--target", tmp_path / "t", "--no-deps",
+                     native.consumer)  # fmt: skip
+    assert result.code == 6, result.err
+    assert "likely provided by the removed requirement 'provider'" in result.err
+    assert index.asked == []
+
+
+def test_only_the_requirements_the_names_point_to_are_downloaded(
+    native: Native,
+    install: Callable[..., CliResult],
+    index: Index,
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PIP_NO_INDEX")
+    # consumer 1.2's override removes provider and a private requirement no missing library
+    # points to; pip resolves its helper through the index (the patched consumer never names
+    # the private one to it): the refusal fetches provider's wheel alone, whose RECORD confirms.
+    config = tmp_path / "pyproject.toml"
+    config.write_text(
+        '[tool.wheelpatch]\nlocal-version = "nolib.1"\n\n[tool.wheelpatch.overrides.consumer]\n'
+        'remove = ["provider", "acme-private-tools"]\n',
+        encoding="utf-8",
+    )
+    consumer = make_wheel(
+        name="consumer",
+        version="1.2",
+        requires=("provider", "acme-private-tools", "helper"),
+        files={"consumer/__init__.py": b"", "consumer/_ext.so": native.ext_runpath.read_bytes()},
+    )
+    index.add(make_wheel(name="helper", version="1.0", files={"helper/__init__.py": b""}),
+              "helper")  # fmt: skip
+    index.add(native.provider, "provider")
+    result = install("--config", config, "--target", tmp_path / "t", "--index-url", index.url,
+                     consumer)  # fmt: skip
+    assert result.code == 6, result.err
+    assert "the removed requirement 'provider' provides it (its wheel's RECORD" in result.err
+    assert any(path.startswith("/helper/") for path in index.asked), index.asked
+    assert any(path.startswith("/provider/") for path in index.asked), index.asked
+    assert not [path for path in index.asked if "acme" in path]
+
+
 def test_a_wheel_the_override_does_not_strip_is_not_refused(
     native: Native, install: Callable[..., CliResult], tmp_path: Path
 ) -> None:
@@ -229,3 +332,27 @@ def test_end_to_end_the_loader_fails_as_the_check_said(native: Native, tmp_path:
     assert "libfoo.so: cannot open shared object file" in probe.stderr
     assert os.path.exists(venv.site / "consumer" / "_ext.so")
     assert sys.executable  # the interpreter running the tests was never installed into
+
+
+def test_the_download_is_bounded_in_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from wheelpatch.install.environment import probe
+    from wheelpatch.install.resolve import PipOptions, download_wheels
+
+    for key, value in hermetic_env().items():
+        monkeypatch.setenv(key, value)
+    # An index that takes the connection and never answers (as one behind a dead proxy).
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        env = probe(sys.executable, target=tmp_path / "t")
+        started = time.monotonic()
+        found = download_wheels(["provider", "other"], env, PipOptions(index_url=url),
+                                tmp_path / "d", timeout=2.0)  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert found == []
+    assert elapsed < 10, f"{elapsed:.1f} s (pip alone waits 15 s a try, 5 retries)"

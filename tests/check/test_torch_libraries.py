@@ -84,3 +84,32 @@ def test_only_triton_removed_finds_nothing_missing_from_torch_itself(tmp_path: P
     # What is missing (the CUDA wheels are not part of this check, the driver's libcuda.so.1)
     # is not put on triton.
     assert all(p is None for _, p in report.missing)
+
+
+def test_an_install_that_fails_does_not_wait_for_the_read(tmp_path: Path) -> None:
+    """Ctrl-C (or pip failing) while the torch wheel is being read in the background: leaving
+    the check stops the read at its next block instead of inflating 950 MB first."""
+    import time
+
+    from wheelpatch.install.environment import probe
+    from wheelpatch.install.libraries import LibraryCheck
+    from wheelpatch.install.resolve import Prepared
+
+    if not TORCH.is_file():
+        pytest.fail(f"{TORCH} is missing: this test needs the real CUDA torch wheel")
+    config_path = tmp_path / "pyproject.toml"
+    config_path.write_text(
+        '[tool.wheelpatch]\nlocal-version = "t.1"\n[tool.wheelpatch.overrides.torch]\n'
+        'remove = ["nvidia-*"]\n',
+        encoding="utf-8",
+    )
+    wheel = read_wheel(TORCH)
+    plan = plan_patch(wheel, load_config(config_path))
+    env = probe(sys.executable, target=tmp_path / "target")
+    check = LibraryCheck(env)
+    check.start(Prepared(wheel, plan))
+    time.sleep(0.1)  # the read is under way
+    started = time.monotonic()
+    check.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)  # as a with block left by ^C
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.5, f"leaving the check took {elapsed:.2f} s (the whole read: 1.5 s or more)"

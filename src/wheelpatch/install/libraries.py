@@ -4,13 +4,16 @@ will hold (the resolution's wheels, the installed distributions that stay) and t
 
 Reading a wheel's ELF files is most of the check's time (the torch wheel's libraries must be
 inflated nearly whole), so it starts in the background as soon as resolution has read and
-planned a patched wheel, while pip resolves the rest."""
+planned a patched wheel, while pip resolves the rest.
+
+On a refusal, the wheels of the removed requirements the names point to (only those) may be
+downloaded to read their RECORDs: see :meth:`LibraryCheck.records` for when."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import posixpath
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -32,7 +35,11 @@ from ..wheel.source_wheel import read_wheel
 from .environment import TargetEnvironment
 from .resolve import PipOptions, Prepared, download_wheels
 
-__all__ = ["LibraryCheck"]
+__all__ = ["DOWNLOAD_TIMEOUT", "LibraryCheck"]
+
+#: Seconds the removed requirements' wheels may take to download, all together; those not
+#: there by then are left out (their libraries stay guessed from the names).
+DOWNLOAD_TIMEOUT = 60.0
 
 
 class LibraryCheck:
@@ -48,13 +55,18 @@ class LibraryCheck:
             1, thread_name_prefix="wheelpatch-libraries"
         )
         self._reads: dict[Path, concurrent.futures.Future[CheckedFiles]] = {}
-        #: The directories that will hold files once installed (known after :meth:`report`).
-        self._planned_dirs: set[str] = set()
+        #: Set when the install ends: a read still under way stops at its next block.
+        self._cancel = threading.Event()
+        #: Whether pip found any wheel of the install (on an index or in --find-links); known
+        #: after :meth:`report`.
+        self._resolved_by_pip = False
 
     def __enter__(self) -> LibraryCheck:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # An install that fails or is interrupted does not wait for the torch wheel's inflate.
+        self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def start(self, prepared: Prepared) -> None:
@@ -68,7 +80,7 @@ class LibraryCheck:
             paths = member_paths(prepared.wheel, self._env.scheme(prepared.name))
             label = f"{prepared.name} {prepared.version}"
             self._reads[path] = self._pool.submit(
-                wheel_objects, prepared.wheel, paths, self._target, label
+                wheel_objects, prepared.wheel, paths, self._target, label, self._cancel
             )
 
     def report(
@@ -91,7 +103,7 @@ class LibraryCheck:
         for dist in self._env.distributions():
             if dist.name not in installing:
                 planned.update(path.as_posix() for path in dist.files())
-        self._planned_dirs = {posixpath.dirname(path) for path in planned}
+        self._resolved_by_pip = any(not p.given_path for p in plan)
         checked = []
         for prepared in patched:
             assert prepared.patch is not None
@@ -103,7 +115,7 @@ class LibraryCheck:
         return check_files(
             checked,
             planned_exists(planned, site_dirs),
-            system_search(self._target, self._system_dirs),
+            system_search(self._target, self._system_dirs, Path(self._env.interpreter)),
             site_dirs,
             records,
         )
@@ -111,23 +123,38 @@ class LibraryCheck:
     def records(
         self, report: LibraryReport, options: PipOptions, directory: Path
     ) -> dict[NormalizedName, list[str]]:
-        """Where the wheels of the requirements ``report`` says were removed would install their
-        files: the wheels are downloaded by pip (without dependencies, from the user's indexes),
-        read and checked; one that cannot be found or read is left out.
+        """Where the wheels of the removed requirements ``report`` guesses provided a missing
+        library would install their files: those wheels (no other) are downloaded by pip,
+        without dependencies and within :data:`DOWNLOAD_TIMEOUT` seconds, read and checked; one
+        that cannot be found, read or downloaded in time is left out.
 
-        pip is asked only when a missing library was looked for in a directory of site-packages
-        that nothing installed will hold, the sign that a removed distribution would have made
-        it: the driver's libcuda.so.1, looked for where torch's CUDA wheels put their
-        libraries, does not send pip after triton when only triton was removed."""
+        pip is asked only where the install itself asked it: when pip found a wheel of the
+        install, with the user's index options (never with ``--no-index`` and no
+        ``--find-links``); for wheel files given with ``--no-deps`` (pip not run), only the
+        ``--find-links`` given, with ``--no-index``. A private requirement's name is then never
+        sent to an index the install did not use, nor a public project of that name taken for
+        it."""
         records: dict[NormalizedName, list[str]] = {}
-        site_dirs = [d.as_posix().rstrip("/") + "/" for d in self._env.site_dirs]
-        if not any(
-            directory.startswith(tuple(site_dirs)) and directory not in self._planned_dirs
-            for missing, _ in report.missing
-            for _, directory in missing.looked
-        ):
+        wanted = list(
+            dict.fromkeys(
+                requirement
+                for _, provider in report.missing
+                if provider is not None and provider.how == "likely"
+                for requirement in provider.requirements
+            )
+        )
+        if not wanted or (options.no_index and not options.find_links):
             return records
-        for path in download_wheels(report.removed, self._env, options, directory):
+        if not self._resolved_by_pip:
+            if not options.find_links:
+                return records
+            options = PipOptions(
+                find_links=options.find_links,
+                no_index=True,
+                ignore_requires_python=options.ignore_requires_python,
+            )
+        found = download_wheels(wanted, self._env, options, directory, timeout=DOWNLOAD_TIMEOUT)
+        for path in found:
             try:
                 wheel = read_wheel(path)
             except InvalidWheel:

@@ -310,29 +310,63 @@ def download_wheels(
     env: TargetEnvironment,
     options: PipOptions,
     directory: Path,
+    *,
+    timeout: float | None = None,
 ) -> list[Path]:
     """The wheels pip finds for ``requirements`` (each alone, without dependencies, for the
-    target interpreter, with the user's index options); one pip cannot find is left out."""
+    target interpreter, with the user's index options); one pip cannot find is left out.
+
+    The downloads run side by side; with ``timeout``, those not done that many seconds after
+    the start are stopped and left out too (an unreachable index must not stall the caller)."""
+    import time  # noqa: PLC0415 - only this function needs a clock
+
+    try:
+        base = _pip_base(env)
+    except ConfigError:
+        return []
+    environment = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    started = time.monotonic()
+    running: list[tuple[subprocess.Popen[bytes], Path]] = []
     wheels: list[Path] = []
-    for index, requirement in enumerate(requirements):
-        destination = directory / str(index)
-        command = [
-            *_pip_base(env),
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--dest",
-            str(destination),
-            *options.args(),
-            requirement,
-        ]
-        try:
-            _run_pip(command, f"download {requirement}")
-        except (ResolutionError, ConfigError):
-            continue
-        wheels += sorted(destination.glob("*.whl"))
+    try:
+        for index, requirement in enumerate(requirements):
+            destination = directory / str(index)
+            command = [
+                *base,
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--dest",
+                str(destination),
+                *options.args(),
+                requirement,
+            ]
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=environment,
+                )
+            except OSError:
+                continue
+            running.append((process, destination))
+        for process, destination in running:
+            left = None if timeout is None else max(0.0, started + timeout - time.monotonic())
+            try:
+                code = process.wait(left)
+            except subprocess.TimeoutExpired:
+                continue
+            if code == 0:
+                wheels += sorted(destination.glob("*.whl"))
+    finally:
+        for process, _ in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return wheels
 
 
