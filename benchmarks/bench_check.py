@@ -68,7 +68,10 @@ def check_once(wheel: Path, config: Path) -> tuple[float, int]:
         wheel_objects(source, paths, target), removed=removed_requirements(plan.changes)
     )
     report = check_files(
-        [files], planned_exists(paths.values(), [site]), system_search(target), [site]
+        [files],
+        planned_exists(paths.values(), [site]),
+        system_search(target, None, Path(sys.executable)),  # its RPATH searched, as installs do
+        [site],
     )
     return time.perf_counter() - start, len(report.missing)
 
