@@ -300,3 +300,36 @@ def test_the_interpreters_rpath_is_searched(native: Native, tmp_path: Path) -> N
     assert find_missing([ext], os.path.exists, with_python) == ()
     (missing,) = find_missing([ext], os.path.exists, system_search(target, [empty]))
     assert missing.library == "libfoo.so"
+
+
+def test_too_many_search_path_directories_are_one_line(tmp_path: Path) -> None:
+    many = b":".join(b"/d%d" % n for n in range(elf.PATH_CAP + 1))
+    strings = STRINGS + many + b"\0"
+    path = tmp_path / "paths.so"
+    path.write_bytes(
+        _elf(
+            [("DT_STRTAB", 0), ("DT_RPATH", len(STRINGS)), ("DT_STRSZ", len(strings)),
+             ("DT_NULL", 0)],
+            strings=strings,
+        )
+    )  # fmt: skip
+    with pytest.raises(InvalidWheel) as caught:
+        read_file_facts(path)
+    assert str(caught.value) == (
+        f"{path}: not a readable ELF file (its RUNPATH or RPATH lists more than "
+        f"{elf.PATH_CAP} directories (not believed))"
+    )
+    # Empty entries do not count (the working directory for glibc, never searched here).
+    fine = b"::".join(b"/d%d" % n for n in range(elf.PATH_CAP)) + b":::"
+    strings = STRINGS + fine + b"\0"
+    path.write_bytes(
+        _elf(
+            [("DT_STRTAB", 0), ("DT_RPATH", len(STRINGS)), ("DT_STRSZ", len(strings)),
+             ("DT_NULL", 0)],
+            strings=strings,
+        )
+    )  # fmt: skip
+    _, facts = read_file_facts(path)
+    assert facts is not None
+    assert facts.rpath is not None
+    assert len(facts.rpath) == elf.PATH_CAP

@@ -12,7 +12,9 @@ by patchelf (torch's, whose RPATH was set after linking) has its string table at
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import re
 import threading
 import zlib
 from dataclasses import dataclass
@@ -70,6 +72,10 @@ _CHUNK = 1 << 20
 _SKIP = 8 << 20
 #: More entries than this in a dynamic segment are not believed (real libraries have tens).
 DYNAMIC_CAP = 65536
+#: More directories than this in one RUNPATH or RPATH are not believed (each is searched for
+#: every need).
+PATH_CAP = 1024
+_PATH_PART = re.compile(r"[^:]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +330,12 @@ def _facts(stream: _Window | io.BufferedReader, size: int) -> ElfFacts:
 
 
 def _split(value: str) -> tuple[str, ...]:
-    return tuple(part for part in value.split(":") if part)
+    parts = tuple(m.group() for m in itertools.islice(_PATH_PART.finditer(value), PATH_CAP + 1))
+    if len(parts) > PATH_CAP:
+        raise ELFError(
+            f"its RUNPATH or RPATH lists more than {PATH_CAP} directories (not believed)"
+        )
+    return parts
 
 
 def _file_offset(headers: list[Any], address: int) -> int | None:

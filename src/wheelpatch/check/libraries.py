@@ -176,12 +176,12 @@ def _search_dirs(
         executable = system.executable
         if executable is not None and executable.facts.runpath is None:
             tagged += [(entry, executable) for entry in executable.facts.rpath or ()]
-    dirs: list[tuple[str, str]] = []
+    dirs: dict[tuple[str, str], None] = {}
     for entry, owner in tagged:
         expanded = _expand(entry, owner, system)
-        if expanded is not None and (entry, expanded) not in dirs:
-            dirs.append((entry, expanded))
-    return dirs
+        if expanded is not None:
+            dirs.setdefault((entry, expanded))
+    return list(dirs)
 
 
 def find_missing(
