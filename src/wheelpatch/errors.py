@@ -12,6 +12,7 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_INPUT",
     "EXIT_INTERRUPTED",
+    "EXIT_MISSING_LIBRARIES",
     "EXIT_OK",
     "EXIT_OUTPUT",
     "EXIT_RESOLUTION",
@@ -31,6 +32,9 @@ EXIT_CONFIG = 2
 EXIT_OUTPUT = 3
 #: ``wheelpatch-install``: pip could not resolve or fetch the requirements.
 EXIT_RESOLUTION = 4
+#: A needed native library would resolve nowhere (``check libraries``; ``wheelpatch-install``
+#: refused a removal that leaves one unresolved).
+EXIT_MISSING_LIBRARIES = 6
 #: Interrupted by Ctrl-C (128 + SIGINT), after cleaning up.
 EXIT_INTERRUPTED = 130
 

@@ -31,7 +31,7 @@ from typing import Literal
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from ..errors import WheelpatchError
+from ..errors import EXIT_MISSING_LIBRARIES, WheelpatchError
 from .elf import ElfFacts
 
 __all__ = [
@@ -46,8 +46,6 @@ __all__ = [
     "find_missing",
 ]
 
-#: ``wheelpatch check libraries`` and ``wheelpatch-install``: a library would be missing.
-EXIT_MISSING_LIBRARIES = 6
 
 #: Whether a file will exist at an absolute path once installed.
 Exists = Callable[[str], bool]

@@ -9,11 +9,9 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from ..errors import EXIT_OK, ConfigError, OutputError, ResolutionError
 from .terminal import dump, json_on_error
@@ -154,8 +152,10 @@ def register(checks: Any) -> None:
     parser.set_defaults(check_run=run)
 
 
-@dataclass(frozen=True, slots=True)
-class _Inputs:
+class _Inputs(NamedTuple):
+    """What INPUT and -r name. (Named tuples, not dataclasses, in this module: it is imported
+    by every ``wheelpatch`` command, before ``patch`` starts hashing.)"""
+
     wheels: tuple[Path, ...]
     directories: tuple[Path, ...]
     requirements: tuple[str, ...]
@@ -262,8 +262,7 @@ def _roots(texts: Sequence[str]) -> dict[NormalizedName, frozenset[str]] | None:
     return roots
 
 
-@dataclass(frozen=True, slots=True)
-class _Configuration:
+class _Configuration(NamedTuple):
     """The configuration in force, and the file --apply edits."""
 
     config: Config
@@ -343,6 +342,8 @@ def _check(
             find_links=tuple(args.find_links),
             no_index=args.no_index,
         )
+        import tempfile  # noqa: PLC0415 - not on every command's start
+
         with tempfile.TemporaryDirectory(prefix="wheelpatch-check-") as workdir:
             wheels = list(inputs.wheels)
             for lock in inputs.pylocks:
@@ -422,6 +423,8 @@ def _write(path: Path, text: str) -> None:
     except FileNotFoundError:
         mode = 0o644
     try:
+        import tempfile  # noqa: PLC0415 - not on every command's start
+
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror})") from None

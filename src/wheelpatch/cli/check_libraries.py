@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..check.libraries import EXIT_MISSING_LIBRARIES
 from ..errors import (
     EXIT_INTERRUPTED,
+    EXIT_MISSING_LIBRARIES,
     EXIT_OK,
     EXIT_OUTPUT,
     ConfigError,
