@@ -126,9 +126,21 @@ class PatchPlan:
             return f"{self.data_dir}{sep}{rest}"
         return name
 
-    def record(self, generated: Mapping[str, bytes]) -> bytes:
+    def record(self, generated: Mapping[str, bytes], head: bytes | None = None) -> bytes:
         """The new RECORD, given the files written into the ``.dist-info`` beside METADATA
-        (the provenance and the SBOM), by their path in it."""
+        (the provenance and the SBOM), by their path in it; ``head`` is :meth:`record_head`,
+        if the caller has it already."""
+        source: Record = self.wheel.record
+        rows: list[RecordRow] = []
+        for name, data in generated.items():
+            file_hash, file_size = digest_bytes(data)
+            rows.append(source.row(f"{self.dist_info}/{name}", file_hash, file_size))
+        rows.append(source.row(self.record_path, "", ""))
+        return (self.record_head() if head is None else head) + Record.render(rows)
+
+    def record_head(self) -> bytes:
+        """The new RECORD's rows of the source's files (all but the generated ones and RECORD's
+        own, which follow them): what can be written before the source's hash is known."""
         source: Record = self.wheel.record
         rows: list[RecordRow] = []
         meta_hash, meta_size = digest_bytes(self.metadata)
@@ -143,10 +155,6 @@ class PatchPlan:
                 rows.append(source.row(new_path, row.hash, row.size))
             else:
                 rows.append(row)
-        for name, data in generated.items():
-            file_hash, file_size = digest_bytes(data)
-            rows.append(source.row(f"{self.dist_info}/{name}", file_hash, file_size))
-        rows.append(source.row(self.record_path, "", ""))
         return Record.render(rows)
 
     def metadata_diff(self) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, InvalidWheel, OutputError
-from ..wheel.archive import ArchiveWriter, copy_range
+from ..wheel.archive import ArchiveWriter, Deflating, copy_range
 from ..wheel.digest import FileDigest
 from .plan import PatchPlan
 from .provenance import render_generated
@@ -372,10 +372,14 @@ def _lay_out(
         elif member.name not in skipped:
             writer.copy(src, member, plan.rename(member.name))
     record_member = source.member(source.record_path)
+    # Before the source's hash is waited for: RECORD's rows of the source's files, compressed.
+    head = plan.record_head()
+    record = Deflating(record_member.method, head)
     generated = render_generated(plan, source_sha256(), epoch)
     for name, data in generated.items():
         writer.add(record_member, f"{plan.dist_info}/{name}", data)
-    writer.add(record_member, plan.record_path, plan.record(generated))
+    rest = plan.record(generated, head)[len(head) :]
+    writer.add(record_member, plan.record_path, rest, ahead=record)
     writer.finish(source.archive.comment)
     return writer.size
 

@@ -32,6 +32,7 @@ __all__ = [
     "STORED",
     "Archive",
     "ArchiveWriter",
+    "Deflating",
     "InPlaceError",
     "ZipMember",
     "copy_range",
@@ -787,6 +788,31 @@ def copy_range(src: int, dst: int, offset: int, length: int) -> None:
         length -= len(data)
 
 
+class Deflating:
+    """A member's data compressed as it comes (its method: stored or deflate, level 6): the
+    first part while the rest is not known yet. zlib's output does not depend on how its input
+    is split, so a member compressed in parts is the member compressed whole."""
+
+    def __init__(self, method: int, data: bytes = b"") -> None:
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, -15) if method == DEFLATED else None
+        self._parts: list[bytes] = []
+        self._crc = 0
+        self._size = 0
+        self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._parts.append(data if self._compressor is None else self._compressor.compress(data))
+
+    def end(self, data: bytes = b"") -> tuple[bytes, int, int]:
+        """The whole payload, its CRC-32 and uncompressed size, ``data`` fed last."""
+        self.feed(data)
+        if self._compressor is not None:
+            self._parts.append(self._compressor.flush())
+        return b"".join(self._parts), self._crc, self._size
+
+
 class ArchiveWriter:
     """Write a zip archive to ``fd`` from raw members of a source archive and fresh members.
 
@@ -890,22 +916,23 @@ class ArchiveWriter:
         self._pending = (src, member.data_offset, member.end_offset)
         self._central.append(self._central_entry(target, target.name, offset))
 
-    def add(self, template: ZipMember, name: str, data: bytes) -> ZipMember:
-        """Write ``data`` as member ``name``, with time, attributes and method of ``template``."""
+    def add(
+        self, template: ZipMember, name: str, data: bytes, ahead: Deflating | None = None
+    ) -> ZipMember:
+        """Write ``data`` as member ``name``, with time, attributes and method of ``template``;
+        with ``ahead``, the member's first bytes were compressed already and ``data`` is the
+        rest (the same bytes come out as from the whole in one go)."""
         if not template.header_read:
             raise _unread_error(self._where, template, "its local extra fields are not known")
-        if template.method == DEFLATED:
-            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
-            payload = compressor.compress(data) + compressor.flush()
-        else:
-            payload = data
+        started = ahead or Deflating(template.method)
+        payload, crc, size = started.end(data)
         self._flush()
         member = template._replace(
             name=name,
             flags=template.flags & ~_FLAG_DESCRIPTOR,
-            crc32=zlib.crc32(data),
+            crc32=crc,
             compress_size=len(payload),
-            file_size=len(data),
+            file_size=size,
             comment=b"",
             central=b"",
         )
