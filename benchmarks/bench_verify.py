@@ -9,9 +9,9 @@ as in ``bench_patch.py``; runs are interleaved round-robin after one untimed war
 synthetic wheel (``synthetic.py``) and on the largest torch wheel found through pip's
 configuration (or ``--wheel`` / ``$WHEELPATCH_BENCH_WHEEL``).
 
-The bound of the machine runs beside them (``bound``): every member inflated and hashed with
-sha256 by one process per core (``zipfile``, which checks each CRC-32; no RECORD, no structural
-checks), members shared out by compressed size.
+The bound of the machine runs beside them (``bound``): every member inflated (raw zlib) with
+its CRC-32 and sha256 computed, by one process per core, members shared out by compressed size
+and their data offsets worked out once; no RECORD, no structural checks, nothing else.
 
 Targets: at most 0.6x installer's time and 1.3x the bound's, peak RSS at most 100 MiB.
 
@@ -44,29 +44,38 @@ _INSTALLER = (
     "with WheelFile.open(sys.argv[1]) as wheel:\n"
     "    wheel.validate_record(validate_contents=True)\n"
 )
-#: The bound of this machine: every member inflated (zipfile checks its CRC-32) and hashed with
-#: sha256, by one process per core (no GIL shared), each taking members in turn by compressed
-#: size; no RECORD, no structural checks. argv: the wheel.
+#: The bound of this machine: every member inflated (raw deflate, zlib), its CRC-32 and sha256
+#: computed, by one process per core (no GIL shared), each given members in turn by compressed
+#: size, with their data offsets worked out once from the local headers; no RECORD, no
+#: structural checks, nothing else. argv: the wheel.
 _BOUND = (
-    "import hashlib, os, sys, zipfile\n"
+    "import hashlib, os, struct, sys, zipfile, zlib\n"
     "from concurrent.futures import ProcessPoolExecutor\n"
     "def run(args):\n"
-    "    path, names = args\n"
-    "    with zipfile.ZipFile(path) as archive:\n"
-    "        for name in names:\n"
-    "            digest = hashlib.sha256()\n"
-    "            with archive.open(name) as member:\n"
-    "                while chunk := member.read(1 << 20):\n"
-    "                    digest.update(chunk)\n"
+    "    path, items = args\n"
+    "    fd = os.open(path, os.O_RDONLY)\n"
+    "    for start, size, method in items:\n"
+    "        digest, crc = hashlib.sha256(), 0\n"
+    "        inflate = zlib.decompressobj(-15) if method == 8 else None\n"
+    "        position, end = start, start + size\n"
+    "        while position < end:\n"
+    "            raw = os.pread(fd, min(1 << 20, end - position), position)\n"
+    "            position += len(raw)\n"
+    "            data = inflate.decompress(raw) if inflate else raw\n"
+    "            crc = zlib.crc32(data, crc)\n"
+    "            digest.update(data)\n"
     "if __name__ == '__main__':\n"
     "    n = os.cpu_count() or 1\n"
+    "    fd = os.open(sys.argv[1], os.O_RDONLY)\n"
     "    with zipfile.ZipFile(sys.argv[1]) as archive:\n"
     "        infos = sorted(archive.infolist(), key=lambda i: -i.compress_size)\n"
-    "    shares = [[] for _ in range(n)]\n"
-    "    sizes = [0] * n\n"
+    "    shares, sizes = [[] for _ in range(n)], [0] * n\n"
     "    for info in infos:\n"
+    "        header = os.pread(fd, 30, info.header_offset)\n"
+    "        name_len, extra_len = struct.unpack('<HH', header[26:30])\n"
+    "        start = info.header_offset + 30 + name_len + extra_len\n"
     "        k = sizes.index(min(sizes))\n"
-    "        shares[k].append(info.filename)\n"
+    "        shares[k].append((start, info.compress_size, info.compress_type))\n"
     "        sizes[k] += info.compress_size\n"
     "    with ProcessPoolExecutor(n) as pool:\n"
     "        list(pool.map(run, [(sys.argv[1], s) for s in shares]))\n"
