@@ -109,3 +109,31 @@ def test_closing_a_hash_being_worked_on_stops_the_child_and_the_next_file_goes_o
         assert pool._child.pid != child.pid  # a new child for the next file
     finally:
         pool.shutdown()
+
+
+def test_a_child_that_died_while_idle_is_replaced(tmp_path: Path) -> None:
+    first, second = _files(tmp_path, [2000, 3000])
+    pool = HashProcess()
+    try:
+        assert FileDigest(first, pool).result() == hashlib.sha256(first.read_bytes()).hexdigest()
+        child = pool._child
+        assert child is not None
+        child.kill()  # an OOM kill, say, between two files
+        child.wait()
+        assert FileDigest(second, pool).result() == hashlib.sha256(second.read_bytes()).hexdigest()
+        assert pool._child is not None
+        assert pool._child.pid != child.pid
+    finally:
+        pool.shutdown()
+
+
+def test_giving_up_a_hash_already_answered_fails_nothing_after_it(tmp_path: Path) -> None:
+    first, second = _files(tmp_path, [2000, 3000])
+    pool = HashProcess()
+    try:
+        done = FileDigest(first, pool)
+        assert done.result() == hashlib.sha256(first.read_bytes()).hexdigest()
+        done.close()  # again, after its answer: nothing of the child is stopped
+        assert FileDigest(second, pool).result() == hashlib.sha256(second.read_bytes()).hexdigest()
+    finally:
+        pool.shutdown()

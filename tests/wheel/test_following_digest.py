@@ -7,6 +7,7 @@ import hashlib
 import os
 import random
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,34 @@ def test_close_stops_the_child_whatever_it_was_doing(tmp_path: Path) -> None:
     assert child.returncode is not None  # gone, not left hashing
     digest.close()  # again: nothing
     os.close(fd)
+
+
+def test_marks_past_the_end_never_fill_a_pipe(tmp_path: Path, where: str) -> None:
+    """Marks are never answered, even when reading fails: 20,000 of them past the end of an
+    empty file, then the one line ``finish`` reads (a child that answered each would fill its
+    pipe, and then the parent's)."""
+    path = tmp_path / "received.whl"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDWR)
+    digest = FollowingDigest(fd)
+    outcome: list[BaseException | tuple[str, bool]] = []
+
+    def run() -> None:
+        try:
+            for mark in range(1, 20_001):
+                digest.advance(mark)
+            outcome.append(digest.finish(20_000))
+        except InvalidWheel as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    try:
+        assert not worker.is_alive(), "the parent blocked on a full pipe"
+        [result] = outcome
+        assert isinstance(result, InvalidWheel)
+        assert "the file ends at 0, before 1" in str(result)
+    finally:
+        digest.close()
+        os.close(fd)

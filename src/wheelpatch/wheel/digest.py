@@ -85,12 +85,14 @@ class HashProcess:
         return future
 
     def cancel(self, future: concurrent.futures.Future[str]) -> None:
-        """Give up ``future``: taken off the queue, or the child stopped if it hashes it now."""
+        """Give up ``future``: taken off the queue, or the child stopped if it hashes it now
+        (and let go of: the next file gets a child of its own)."""
         if future.cancel():
             return
         with self._lock:
             if self._current is future and self._child is not None:
                 self._child.kill()
+                self._child = None  # _hash sees it was let go of, and reaps it
 
     def shutdown(self) -> None:
         """Wait for the files submitted, then end the child."""
@@ -108,41 +110,58 @@ class HashProcess:
                 except BaseException as exc:  # handed to the waiter
                     future.set_exception(exc)
         finally:
-            self._stop_child()
+            with self._lock:
+                child, self._child = self._child, None
+            if child is not None:
+                _end(child)
 
     def _hash(self, path: Path, future: concurrent.futures.Future[str]) -> str:
-        with self._lock:  # the child first: cancel() kills the child of _current
-            child = self._child = self._child or _start_child()
-            self._current = future
-        try:
-            if child is None:
-                return _hash_here(path)
-            assert child.stdin is not None
-            assert child.stdout is not None
+        """The child's answer for ``path``. A child that died on its own (killed while idle,
+        or no Python after all) is replaced once; then the file is hashed on this thread."""
+        for _ in range(2):
+            answer = ""
+            with self._lock:  # the child first: cancel() kills the child of _current
+                if self._child is not None and self._child.poll() is not None:
+                    _end(self._child)
+                    self._child = None
+                child = self._child = self._child or _start_child()
+                self._current = future
             try:
-                child.stdin.write(os.fsencode(path).hex().encode("ascii") + b"\n")
-                child.stdin.flush()
-                answer = child.stdout.readline().decode("ascii", "replace").strip()
-            except OSError:
-                answer = ""
-            if not answer:  # stopped by cancel(), or died: the next file gets a new child
-                self._stop_child()
+                answer = _hash_here(path) if child is None else _ask(child, path)
+            finally:
+                with self._lock:
+                    self._current = None
+                    let_go = child is not None and self._child is not child
+                    if not answer and not let_go:
+                        self._child = None  # it died: not used again
+            if child is not None and (let_go or not answer):
+                _end(child)
+            if answer:
+                return answer
+            if let_go:
                 raise InvalidWheel(f"{path.name}: hashing stopped")
-            return answer
-        finally:
-            with self._lock:
-                self._current = None
+        return _hash_here(path)
 
-    def _stop_child(self) -> None:
-        with self._lock:
-            child, self._child = self._child, None
-        if child is None:
-            return
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        child.wait()
+
+def _ask(child: subprocess.Popen[bytes], path: Path) -> str:
+    """Hand ``path`` to ``child`` and read its answer; empty if the child is gone."""
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        child.stdin.write(os.fsencode(path).hex().encode("ascii") + b"\n")
+        child.stdin.flush()
+        return child.stdout.readline().decode("ascii", "replace").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    """Close a child's pipes and reap it (it ends when its stdin closes, if not killed)."""
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    child.wait()
 
 
 def _start_child() -> subprocess.Popen[bytes] | None:
@@ -154,6 +173,7 @@ def _start_child() -> subprocess.Popen[bytes] | None:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C is the parent's to handle; it stops the child
         )
     except OSError:
         return None
@@ -257,56 +277,61 @@ def follow(fd: int, commands: IO[bytes], answers: IO[bytes]) -> None:
     """The work of a :class:`FollowingDigest`, in its child process or on a thread: hash the
     file open as ``fd`` as the commands say it grows.
 
-    ``mark N``: the first N bytes are written; ``done N BRANCH``: they are all, answer the
-    hex sha256 of them, and whether the state after BRANCH bytes was kept (``1``) or not
-    (``0``); ``tail START END``: answer the hex sha256 of that state followed by the file's
-    bytes from START to END (as they are now). ``! reason`` answers a file that came up short.
-    """
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
+    ``branch N``: keep the state after N bytes (-1: none); ``mark N``: the first N bytes are
+    written (never answered); ``done N``: they are all, answer the hex sha256 of them and
+    whether the state after N bytes was kept (``1``) or not (``0``); ``tail START END``: answer
+    the hex sha256 of that state followed by the file's bytes from START to END (as they are
+    now). A read that fails answers ``! reason`` at the next ``done`` or ``tail``, and nothing
+    more is read: marks are never answered, so that the parent, which reads only the answers it
+    asks for, can never wait on a pipe the child has filled."""
     digest = hashlib.sha256()
     branch: hashlib._Hash | None = None
     position = 0
+    at = -1
+    failed: str | None = None
 
-    def read(start: int, end: int, into: hashlib._Hash, at: int = -1) -> int:
+    def read(start: int, end: int, into: hashlib._Hash) -> int:
         nonlocal branch
         while start < end:
-            count = os.preadv(fd, [view[: min(len(buffer), end - start)]], start)
-            if not count:
+            piece = os.pread(fd, min(1 << 20, end - start), start)
+            if not piece:
                 raise EOFError(f"the file ends at {start}, before {end}")
-            piece = view[:count]
-            if branch is None and start <= at <= start + count and at >= 0:
+            if branch is None and at >= 0 and start <= at <= start + len(piece):
                 into.update(piece[: at - start])
                 branch = into.copy()
                 into.update(piece[at - start :])
             else:
                 into.update(piece)
-            start += count
+            start += len(piece)
         return start
 
-    at = -1
     for line in commands:
         word, *numbers = line.split()
         try:
-            if word == b"mark":
-                position = read(position, int(numbers[0]), digest, at)
-            elif word == b"branch":
+            if word == b"branch":
                 at = int(numbers[0])
                 if at == 0:
                     branch = digest.copy()
-            elif word == b"done":
-                position = read(position, int(numbers[0]), digest, at)
-                kept = b"1" if branch is not None else b"0"
-                answers.write(digest.hexdigest().encode() + b" " + kept + b"\n")
-            elif word == b"tail":
+            elif word in (b"mark", b"done") and failed is None:
+                position = read(position, int(numbers[0]), digest)
+            elif word == b"tail" and failed is None:
                 if branch is None:
                     raise EOFError("no state was kept to go on from")
                 tail = branch.copy()
                 read(int(numbers[0]), int(numbers[1]), tail)
                 answers.write(tail.hexdigest().encode() + b"\n")
         except (EOFError, OSError) as exc:
-            answers.write(f"! {exc}\n".encode())
-        answers.flush()
+            failed = str(exc)
+        if word == b"done":
+            if failed is None:
+                kept = b"1" if branch is not None else b"0"
+                answers.write(digest.hexdigest().encode() + b" " + kept + b"\n")
+            else:
+                answers.write(f"! {failed}\n".encode())
+        elif word == b"tail" and failed is not None:
+            answers.write(f"! {failed}\n".encode())
+        if word in (b"done", b"tail"):
+            answers.flush()
 
 
 def _follow_in_child() -> None:  # pragma: no cover - runs in the child process
@@ -330,7 +355,7 @@ class FollowingDigest:
         self._thread: threading.Thread | None = None
         root = str(Path(__file__).resolve().parents[2])  # the wheelpatch being run
         code = (
-            f"import sys; sys.path.insert(0, {root!r}); "
+            f"import sys; sys.path.append({root!r}); "  # after the standard library
             "from wheelpatch.wheel.digest import _follow_in_child; _follow_in_child()"
         )
         if sys.executable and os.name == "posix":
@@ -341,6 +366,7 @@ class FollowingDigest:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
                     pass_fds=(fd,),
+                    start_new_session=True,  # a Ctrl-C is the parent's; close() stops it
                 )
             except OSError:
                 self._child = None
@@ -364,7 +390,8 @@ class FollowingDigest:
 
     @staticmethod
     def _run_here(fd: int, commands: IO[bytes], answers: IO[bytes]) -> None:
-        with commands, answers:
+        # The parent closing its ends (close()) ends this thread, as a killed child.
+        with commands, answers, contextlib.suppress(OSError, ValueError):
             follow(fd, commands, answers)
 
     def _send(self, command: str) -> None:
@@ -405,7 +432,7 @@ class FollowingDigest:
         if self._child is not None:
             self._child.kill()
             self._child.wait()
+        with contextlib.suppress(OSError, ValueError):
+            self._answers.close()  # before the join: a thread blocked writing an answer ends
         if self._thread is not None:
             self._thread.join()
-        with contextlib.suppress(OSError, ValueError):
-            self._answers.close()
