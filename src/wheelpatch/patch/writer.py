@@ -17,6 +17,7 @@ import glob
 import os
 import secrets
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -148,22 +149,24 @@ def _exchange(new: Path, target: Path) -> bool:
 
 def _remove_later(path: Path) -> None:
     """Remove ``path`` in a process of its own that nobody waits for (``rm`` started in the
-    background by ``sh``, which exits at once; its output goes nowhere, so that it holds no
-    pipe of a caller reading ours); where that cannot be done, remove it now. A name
-    left behind by a killed ``rm`` is swept as a killed run's temporary file is."""
-    spawn = getattr(os, "posix_spawn", None)
-    if spawn is not None and os.path.exists("/bin/sh"):
+    background by ``sh``, which exits at once; no descriptor of ours is passed on, so that it
+    holds no pipe of a caller reading our output); where that cannot be done, remove it now. A
+    name left behind by a killed ``rm`` is swept as a killed run's temporary file is."""
+    if os.name == "posix" and os.path.exists("/bin/sh"):
         try:
-            pid = spawn(
-                "/bin/sh",
-                ["sh", "-c", 'rm -f -- "$1" </dev/null >/dev/null 2>&1 &', "sh", str(path)],
-                os.environ,
+            started = subprocess.run(
+                ["/bin/sh", "-c", 'rm -f -- "$1" &', "sh", str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                check=False,
             )
-            os.waitpid(pid, 0)
         except OSError:
             pass
         else:
-            return
+            if started.returncode == 0:
+                return
     with contextlib.suppress(OSError):
         os.unlink(path)
 
