@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from ..errors import EXIT_OK, ConfigError, OutputError, ResolutionError
-from .terminal import dump, json_on_error
+from .terminal import add_index_options, dump, json_on_error
 
 if TYPE_CHECKING:
     from packaging.utils import NormalizedName
@@ -125,22 +125,7 @@ def register(checks: Any) -> None:
         help="write the suggested overrides into the configuration file (comments and layout "
         "kept; an entry already there is not repeated), then check again",
     )
-    parser.add_argument("--index-url", metavar="URL", help="pip's base package index URL")
-    parser.add_argument(
-        "--extra-index-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="another package index for pip (may be repeated)",
-    )
-    parser.add_argument(
-        "--find-links",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="a directory or page of wheels for pip (may be repeated)",
-    )
-    parser.add_argument("--no-index", action="store_true", help="pip ignores package indexes")
+    add_index_options(parser)
     parser.add_argument(
         "--max-cycles",
         type=int,

@@ -1,5 +1,6 @@
 """What both commands share at the terminal: one-line usage errors, ``error:`` lines, standard
-streams whose reader may leave early, and JSON reports that are printed on failures too."""
+streams whose reader may leave early, JSON reports that are printed on failures too, and pip's
+index options where pip resolves."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from typing import Any, TextIO, cast
 
 from ..errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OUTPUT, WheelpatchError
 
-__all__ = ["Parser", "dump", "error", "json_on_error", "message", "standard_streams"]
+__all__ = [
+    "Parser",
+    "add_index_options",
+    "dump",
+    "error",
+    "json_on_error",
+    "message",
+    "standard_streams",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -103,3 +112,24 @@ def message(error: BaseException) -> str:
 def dump(out: TextIO, data: object) -> None:
     json.dump(data, out, indent=2)
     out.write("\n")
+
+
+def add_index_options(parser: argparse.ArgumentParser) -> None:
+    """pip's index options, as ``wheelpatch-install`` and ``wheelpatch check cycles`` pass them
+    on: ``--index-url``, ``--extra-index-url``, ``--find-links``, ``--no-index``."""
+    parser.add_argument("--index-url", metavar="URL", help="pip's base package index URL")
+    parser.add_argument(
+        "--extra-index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another package index for pip (may be repeated)",
+    )
+    parser.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a directory or page of wheels for pip (may be repeated)",
+    )
+    parser.add_argument("--no-index", action="store_true", help="pip ignores package indexes")

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, WheelpatchError
-from .terminal import Parser, error, json_on_error, standard_streams
+from .terminal import Parser, add_index_options, error, json_on_error, standard_streams
 
 __all__ = ["main"]
 
@@ -110,22 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reinstall wheels even when that version is already installed",
     )
-    parser.add_argument("--index-url", metavar="URL", help="pip's base package index URL")
-    parser.add_argument(
-        "--extra-index-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="another package index for pip (may be repeated)",
-    )
-    parser.add_argument(
-        "--find-links",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="a directory or page of wheels for pip (may be repeated)",
-    )
-    parser.add_argument("--no-index", action="store_true", help="pip ignores package indexes")
+    add_index_options(parser)
     parser.add_argument(
         "--ignore-requires-python",
         action="store_true",
