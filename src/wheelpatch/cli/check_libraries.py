@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import (
-    EXIT_INTERRUPTED,
     EXIT_MISSING_LIBRARIES,
     EXIT_OK,
     EXIT_OUTPUT,
     ConfigError,
-    WheelpatchError,
 )
-from .terminal import Parser, dump, error, json_on_error, standard_streams
+from .terminal import dump, json_on_error
 
 __all__ = ["register", "run"]
 
@@ -88,39 +86,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _parser() -> argparse.ArgumentParser:
-    """A parser of ``check libraries`` alone (``python -m wheelpatch.cli.check_libraries``)."""
-    parser = Parser(prog="wheelpatch check")
-    register(parser.add_subparsers(dest="check", required=True, parser_class=Parser))
-    return parser
-
-
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run the check; its report goes to ``out`` (``wheelpatch check`` gives its own), else to
-    this process's standard output."""
-    if out is None:
-        with standard_streams() as stdout:
-            return _guarded(args, stdout)
-    return _guarded(args, out)
-
-
-def _guarded(args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        if args.json:
-            about = {"wheels": [str(w) for w in args.wheels], "python": args.python}
-            return json_on_error(_run, args, out, about)
-        return _run(args, out)
-    except KeyboardInterrupt:
-        error("interrupted")
-        return EXIT_INTERRUPTED
-    except WheelpatchError as exc:
-        for line in getattr(exc, "errors", None) or [str(exc)]:
-            error(line)
-        return exc.exit_code
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        error(f"{where}{exc.strerror or exc}")
-        return EXIT_OUTPUT
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the check, its report on ``out``; ``wheelpatch``'s main turns errors into lines."""
+    if args.json:
+        about = {"wheels": [str(w) for w in args.wheels], "python": args.python}
+        return json_on_error(_run, args, out, about)
+    return _run(args, out)
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
@@ -204,13 +175,3 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _code(report: Any) -> int:
     return EXIT_MISSING_LIBRARIES if report.missing else EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m wheelpatch.cli.check_libraries libraries ...``, until ``wheelpatch check``
-    has the sub-command."""
-    return run(_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
