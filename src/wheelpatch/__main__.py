@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from .cli.wheelpatch import main
+from .cli.launch import main
 
 sys.exit(main())

@@ -25,6 +25,7 @@ from ..errors import (
     InvalidWheel,
     WheelpatchError,
 )
+from ..wheel import hash_child
 from ..wheel.digest import FileDigest, HashProcess
 from . import check, serve
 from .terminal import Parser, dump, error, json_on_error, message, standard_streams
@@ -266,7 +267,7 @@ def _patch(args: argparse.Namespace, out: TextIO) -> int:
     _raise_open_file_limit(2 * len(args.wheels) + 64)
     # Hash every source in the background (one at a time) from the very start: the provenance
     # needs it, and it then runs while the rest of wheelpatch loads and the wheels are planned.
-    pool = None if args.dry_run else HashProcess()
+    pool = None if args.dry_run else HashProcess(hash_child.adopt())
     digests: dict[int, FileDigest] = {}
     report = _PatchReport(args.wheels, args.dry_run)
     try:

@@ -21,41 +21,11 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import InvalidWheel
+from . import hash_child
 
 __all__ = ["FileDigest", "FollowingDigest", "HashProcess"]
 
 _CHUNK = 4 << 20
-
-#: The child of :class:`HashProcess`: for each hex-encoded path on stdin, a line
-#: ``dev ino size mtime_ns sha256`` (the file as opened; ``changed`` instead of the hash when
-#: it changed while it was read), or ``! reason``. Written for Python 3.10 (no file_digest).
-_CHILD = r"""
-import hashlib, os, sys
-out = sys.stdout.buffer
-buf = bytearray(1 << 20)
-view = memoryview(buf)
-for line in sys.stdin.buffer:
-    try:
-        with open(bytes.fromhex(line.decode("ascii")), "rb", buffering=0) as f:
-            before = os.fstat(f.fileno())
-            digest = hashlib.sha256()
-            left = before.st_size
-            while left > 0:
-                n = f.readinto(view[: min(len(buf), left)])
-                if not n:
-                    break
-                digest.update(view[:n])
-                left -= n
-            after = os.fstat(f.fileno())
-        same = left == 0 and (after.st_size, after.st_mtime_ns) == (
-            before.st_size, before.st_mtime_ns)
-        said = digest.hexdigest() if same else "changed"
-        fields = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, said)
-        out.write(("%d %d %d %d %s\n" % fields).encode())
-    except OSError as exc:
-        out.write(("! %s\n" % exc.strerror).encode())
-    out.flush()
-"""
 
 _Identity = tuple[int, int, int, int]
 
@@ -68,20 +38,27 @@ class HashProcess:
     child hashes it stops the child; the next file starts another. Where no child can be
     started (no ``sys.executable``), the files are hashed on that thread instead."""
 
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Path, concurrent.futures.Future[str]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._child: subprocess.Popen[bytes] | None = None
+    def __init__(self, ahead: hash_child.Ahead | None = None) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Path, tuple[int, int] | None, concurrent.futures.Future[str]] | None
+        ] = queue.SimpleQueue()
+        #: The child, and the files (device, inode) it was asked for before this pool took it
+        #: (``ahead``: started by the command line before wheelpatch was loaded), in order.
+        self._child: hash_child.Child | None = ahead.child if ahead is not None else None
+        self._pending: list[tuple[int, int]] = list(ahead.pending) if ahead is not None else []
         self._current: concurrent.futures.Future[str] | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="wheelpatch-hash", daemon=True)
         self._thread.start()
 
-    def submit(self, path: Path) -> concurrent.futures.Future[str]:
-        """The future answer for ``path``: ``dev ino size mtime_ns sha256`` as the child says."""
+    def submit(
+        self, path: Path, opened: tuple[int, int] | None = None
+    ) -> concurrent.futures.Future[str]:
+        """The future answer for ``path``: ``dev ino size mtime_ns sha256`` as the child says.
+        ``opened``: the (device, inode) of the file the caller opened, which a child started
+        ahead may be hashing already."""
         future: concurrent.futures.Future[str] = concurrent.futures.Future()
-        self._jobs.put((path, future))
+        self._jobs.put((path, opened, future))
         return future
 
     def cancel(self, future: concurrent.futures.Future[str]) -> None:
@@ -102,40 +79,61 @@ class HashProcess:
     def _serve(self) -> None:
         try:
             while (job := self._jobs.get()) is not None:
-                path, future = job
+                path, opened, future = job
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
-                    future.set_result(self._hash(path, future))
+                    future.set_result(self._hash(path, opened, future))
                 except BaseException as exc:  # handed to the waiter
                     future.set_exception(exc)
         finally:
             with self._lock:
                 child, self._child = self._child, None
+                guessed = bool(self._pending)
             if child is not None:
-                _end(child)
+                if guessed:
+                    child.kill()  # still busy with files started ahead that nobody asked for
+                hash_child.end(child)
 
-    def _hash(self, path: Path, future: concurrent.futures.Future[str]) -> str:
+    def _hash(
+        self,
+        path: Path,
+        opened: tuple[int, int] | None,
+        future: concurrent.futures.Future[str],
+    ) -> str:
         """The child's answer for ``path``. A child that died on its own (killed while idle,
         or no Python after all) is replaced once; then the file is hashed on this thread."""
+        asked = False  # the child started ahead is on it already
+        with self._lock:
+            if self._pending:
+                asked = opened is not None and self._pending.pop(0) == opened
+                if not asked and self._child is not None:  # a guess in another order
+                    self._child.kill()
+                    hash_child.end(self._child)
+                    self._child = None
         for _ in range(2):
             answer = ""
             with self._lock:  # the child first: cancel() kills the child of _current
                 if self._child is not None and self._child.poll() is not None:
-                    _end(self._child)
+                    hash_child.end(self._child)
                     self._child = None
-                child = self._child = self._child or _start_child()
+                if self._child is None:
+                    self._pending.clear()
+                    asked = False
+                    self._child = hash_child.start()
+                child = self._child
                 self._current = future
             try:
-                answer = _hash_here(path) if child is None else _ask(child, path)
+                answer = _hash_here(path) if child is None else _ask(child, path, asked)
             finally:
+                asked = False
                 with self._lock:
                     self._current = None
                     let_go = child is not None and self._child is not child
                     if not answer and not let_go:
                         self._child = None  # it died: not used again
             if child is not None and (let_go or not answer):
-                _end(child)
+                hash_child.end(child)
             if answer:
                 return answer
             if let_go:
@@ -143,40 +141,15 @@ class HashProcess:
         return _hash_here(path)
 
 
-def _ask(child: subprocess.Popen[bytes], path: Path) -> str:
-    """Hand ``path`` to ``child`` and read its answer; empty if the child is gone."""
-    assert child.stdin is not None
-    assert child.stdout is not None
+def _ask(child: hash_child.Child, path: Path, asked: bool) -> str:
+    """Hand ``path`` to ``child`` (unless it was ``asked`` for it already) and read its answer;
+    empty if the child is gone."""
     try:
-        child.stdin.write(os.fsencode(path).hex().encode("ascii") + b"\n")
-        child.stdin.flush()
+        if not asked:
+            hash_child.write_path(child, path)
         return child.stdout.readline().decode("ascii", "replace").strip()
     except (OSError, ValueError):
         return ""
-
-
-def _end(child: subprocess.Popen[bytes]) -> None:
-    """Close a child's pipes and reap it (it ends when its stdin closes, if not killed)."""
-    for stream in (child.stdin, child.stdout):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    child.wait()
-
-
-def _start_child() -> subprocess.Popen[bytes] | None:
-    if not sys.executable:
-        return None
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CHILD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C is the parent's to handle; it stops the child
-        )
-    except OSError:
-        return None
 
 
 def _hash_here(path: Path) -> str:
@@ -211,7 +184,7 @@ class FileDigest:
         self._own_pool = pool is None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         if self._process is not None:
-            self._future = self._process.submit(path)
+            self._future = self._process.submit(path, (info.st_dev, info.st_ino))
         else:
             self._pool = (
                 pool

@@ -1,0 +1,38 @@
+"""The ``wheelpatch`` console script: ``wheelpatch patch`` starts hashing the wheels it names
+before the rest of wheelpatch is loaded (see :mod:`wheelpatch.wheel.hash_child`), then runs
+:func:`wheelpatch.cli.wheelpatch.main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..wheel import hash_child
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: Options after which ``patch`` hashes nothing (or not at once): no child is started for them.
+_NOT_HASHING = ("-h", "--help", "--dry-run", "--version")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["patch"] and not any(_not_hashing(arg) for arg in args):
+        hash_child.start_ahead(args[1:])
+    try:
+        from .wheelpatch import main as run  # noqa: PLC0415 - after the child is started
+
+        return run(args)
+    finally:
+        hash_child.discard()
+
+
+def _not_hashing(arg: str) -> bool:
+    # argparse takes any unambiguous prefix of a long option (``--dry``).
+    return arg in _NOT_HASHING or (
+        arg.startswith("--d") and "--dry-run".startswith(arg.split("=", 1)[0])
+    )

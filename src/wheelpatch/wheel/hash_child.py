@@ -1,0 +1,225 @@
+"""The child Python process that hashes source wheels, and the one started ahead.
+
+The sha256 of a source wheel is the bound of ``wheelpatch patch`` (its provenance records it,
+and hashing 554 MB takes longer than copying the members). Loading wheelpatch and parsing the
+arguments took about 60 ms before the child could start on the first file; :func:`start_ahead`
+starts it from the command's first lines (this module imports only what the interpreter has
+loaded anyway) with the wheels the arguments seem to name, and the
+:class:`~wheelpatch.wheel.digest.HashProcess` created later adopts it (:func:`adopt`). A guess
+costs nothing but the other core: every answer names the file the child opened (device, inode,
+size, mtime), which the waiter checks against the file it opened itself, and a file the command
+asks for in another order than guessed gets a child of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing alone takes 8 ms to import
+    from collections.abc import Sequence
+    from typing import Any, BinaryIO
+
+__all__ = ["Ahead", "Child", "adopt", "discard", "end", "start", "start_ahead", "write_path"]
+
+#: For each hex-encoded path on stdin, a line ``dev ino size mtime_ns sha256`` (the file as
+#: opened; ``changed`` instead of the hash when it changed while it was read), or
+#: ``! reason``. Written for Python 3.10 (no file_digest).
+CODE = r"""
+import hashlib, os, sys
+out = sys.stdout.buffer
+buf = bytearray(1 << 20)
+view = memoryview(buf)
+for line in sys.stdin.buffer:
+    try:
+        with open(bytes.fromhex(line.decode("ascii")), "rb", buffering=0) as f:
+            before = os.fstat(f.fileno())
+            digest = hashlib.sha256()
+            left = before.st_size
+            while left > 0:
+                n = f.readinto(view[: min(len(buf), left)])
+                if not n:
+                    break
+                digest.update(view[:n])
+                left -= n
+            after = os.fstat(f.fileno())
+        same = left == 0 and (after.st_size, after.st_mtime_ns) == (
+            before.st_size, before.st_mtime_ns)
+        said = digest.hexdigest() if same else "changed"
+        fields = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, said)
+        out.write(("%d %d %d %d %s\n" % fields).encode())
+    except OSError as exc:
+        out.write(("! %s\n" % exc.strerror).encode())
+    out.flush()
+"""
+
+
+class Child:
+    """A running child: its pipes, and the calls of :class:`subprocess.Popen` that the hashing
+    needs. Spawned with :func:`os.posix_spawn` where there is one (importing subprocess alone
+    takes 9 ms of the startup this module exists to save), else by :mod:`subprocess`."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.returncode: int | None = None
+        self._popen: Any = None
+        if not hasattr(os, "posix_spawn"):  # pragma: no cover - Windows
+            import subprocess  # noqa: PLC0415
+
+            self._popen = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+            self.pid: int = self._popen.pid
+            self.stdin: BinaryIO = self._popen.stdin
+            self.stdout: BinaryIO = self._popen.stdout
+            return
+        read_in, write_in = os.pipe()  # both non-inheritable: dup2 below makes the child's
+        read_out, write_out = os.pipe()
+        try:
+            self.pid = os.posix_spawn(
+                argv[0],
+                argv,
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, read_in, 0),
+                    (os.POSIX_SPAWN_DUP2, write_out, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsid=True,  # a Ctrl-C is the parent's to handle; it stops the child
+            )
+        except BaseException:
+            for fd in (write_in, read_out):
+                os.close(fd)
+            raise
+        finally:
+            os.close(read_in)
+            os.close(write_out)
+        self.stdin = os.fdopen(write_in, "wb")
+        self.stdout = os.fdopen(read_out, "rb")
+
+    def poll(self) -> int | None:
+        """The exit status if the child has ended (reaped), else None."""
+        if self._popen is not None:  # pragma: no cover - Windows
+            self.returncode = self._popen.poll()
+        elif self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self._popen is not None:  # pragma: no cover - Windows
+            self._popen.kill()
+        elif self.returncode is None:
+            import signal  # noqa: PLC0415 - 3 ms (enum), rarely needed
+
+            try:  # noqa: SIM105 - contextlib is one import more on the way to the first hash
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:  # pragma: no cover - reaped already
+                pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Reap the child and return its exit status (negative: the signal that ended it);
+        with ``timeout``, raise :class:`TimeoutError` if it has not ended by then."""
+        if self._popen is not None:  # pragma: no cover - Windows
+            self.returncode = self._popen.wait(timeout)
+        elif timeout is not None:
+            import time  # noqa: PLC0415
+
+            deadline = time.monotonic() + timeout
+            while self.poll() is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"child {self.pid} still running after {timeout} s")
+                time.sleep(0.005)
+        elif self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        assert self.returncode is not None
+        return self.returncode
+
+
+def start() -> Child | None:
+    """A new child, or None where none can be started (no ``sys.executable``)."""
+    if not sys.executable:
+        return None
+    try:
+        return Child([sys.executable, "-I", "-S", "-c", CODE])
+    except OSError:
+        return None
+
+
+def write_path(child: Child, path: str | os.PathLike[str]) -> None:
+    """Ask ``child`` for the hash of ``path`` (its answer is the next line it writes)."""
+    child.stdin.write(os.fsencode(path).hex().encode("ascii") + b"\n")
+    child.stdin.flush()
+
+
+class Ahead:
+    """A child started ahead, and the files it was asked for, as (device, inode), in order:
+    their answers are the next lines it writes."""
+
+    def __init__(self, child: Child, pending: list[tuple[int, int]]):
+        self.child = child
+        self.pending = pending
+
+
+#: The child started ahead, until adopted or discarded (at most one).
+_ahead: list[Ahead] = []
+
+
+def start_ahead(paths: Sequence[str]) -> None:
+    """Start the child now on those of ``paths`` that are regular files ending in ``.whl``
+    (each once), for the next :func:`adopt`. Does nothing if none is, or no child starts."""
+    if _ahead:
+        return
+    files: list[tuple[str, tuple[int, int]]] = []
+    for path in paths:
+        if not path.endswith(".whl") or path.startswith("-"):
+            continue
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        identity = (info.st_dev, info.st_ino)
+        if (info.st_mode & 0o170000) == 0o100000 and identity not in (f[1] for f in files):
+            files.append((path, identity))
+    if not files:
+        return
+    child = start()
+    if child is None:
+        return
+    try:
+        for path, _ in files:
+            write_path(child, path)
+    except (OSError, ValueError):
+        _kill(child)
+        return
+    _ahead.append(Ahead(child, [identity for _, identity in files]))
+
+
+def adopt() -> Ahead | None:
+    """The child started ahead, handed over once (then it is the caller's to end)."""
+    return _ahead.pop() if _ahead else None
+
+
+def discard() -> None:
+    """Stop the child started ahead if nobody adopted it (the command ended without hashing:
+    a usage error, a dry run)."""
+    ahead = adopt()
+    if ahead is not None:
+        _kill(ahead.child)
+
+
+def _kill(child: Child) -> None:
+    child.kill()
+    end(child)
+
+
+def end(child: Child) -> None:
+    """Close a child's pipes and reap it (it ends when its stdin closes, if not killed)."""
+    for stream in (child.stdin, child.stdout):
+        try:  # noqa: SIM105 - as above
+            stream.close()
+        except OSError:
+            pass
+    child.wait()

@@ -1,0 +1,232 @@
+"""The hash child started ahead (before wheelpatch is loaded) on the wheels the arguments seem to
+name: a :class:`HashProcess` that adopts it gets the same answers as one that starts its own,
+whatever order the files are asked for in and whatever happened to them meanwhile, and a child
+nobody adopts, or one still busy with guesses nobody asked for, is stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliResult
+from wheelpatch.cli import launch
+from wheelpatch.errors import InvalidWheel
+from wheelpatch.wheel import hash_child
+from wheelpatch.wheel.digest import FileDigest, HashProcess
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_ahead() -> Iterator[None]:
+    hash_child.discard()
+    yield
+    hash_child.discard()
+
+
+def _files(tmp_path: Path, sizes: list[int]) -> list[Path]:
+    rng = random.Random(5)
+    paths = []
+    for index, size in enumerate(sizes):
+        path = tmp_path / f"w{index}.whl"
+        path.write_bytes(rng.randbytes(size))
+        paths.append(path)
+    return paths
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_guessed_wheels_are_answered_by_the_child_started_ahead(tmp_path: Path) -> None:
+    paths = _files(tmp_path, [10, 1 << 20, 70000])
+    # Not wheels, not files, an option and a duplicate are not guessed.
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "dir.whl").mkdir()
+    args = ["--force", str(paths[0]), str(tmp_path / "notes.txt"), str(tmp_path / "dir.whl")]
+    args += [str(tmp_path / "missing.whl"), str(paths[1]), str(paths[2]), str(paths[1])]
+    hash_child.start_ahead(args)
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    assert hash_child.adopt() is None  # handed over once
+    assert ahead.pending == [(p.stat().st_dev, p.stat().st_ino) for p in paths]
+    pool = HashProcess(ahead)
+    try:
+        answers = [FileDigest(path, pool).result() for path in paths]
+        assert pool._child is ahead.child  # no other child was needed
+        assert pool._pending == []
+    finally:
+        pool.shutdown()
+    assert answers == [_sha(p) for p in paths]
+    assert ahead.child.returncode == 0  # ended by closing its input, not killed
+
+
+def test_files_asked_for_in_another_order_get_a_child_of_their_own(tmp_path: Path) -> None:
+    first, second = _files(tmp_path, [48 << 20, 5000])
+    hash_child.start_ahead([str(first), str(second)])
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    pool = HashProcess(ahead)
+    try:
+        assert FileDigest(second, pool).result() == _sha(second)
+        assert ahead.child.returncode is not None
+        assert ahead.child.returncode < 0  # stopped in the middle of the guess
+        assert pool._child is not None
+        assert pool._child.pid != ahead.child.pid
+        assert FileDigest(first, pool).result() == _sha(first)
+    finally:
+        pool.shutdown()
+
+
+def test_a_guessed_file_replaced_before_it_is_opened_is_hashed_anew(tmp_path: Path) -> None:
+    first, other = _files(tmp_path, [30000, 40000])
+    hash_child.start_ahead([str(first)])
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    os.replace(other, first)  # the name now holds another file, which the command opens
+    pool = HashProcess(ahead)
+    try:
+        assert FileDigest(first, pool).result() == _sha(first)  # not "changed on disk"
+    finally:
+        pool.shutdown()
+
+
+def test_a_guessed_file_replaced_after_it_was_opened_is_never_given_the_new_hash(
+    tmp_path: Path,
+) -> None:
+    first, other = _files(tmp_path, [30000, 40000])
+    original, replacement = _sha(first), _sha(other)
+    hash_child.start_ahead([str(first)])
+    pool = HashProcess(hash_child.adopt())
+    try:
+        digest = FileDigest(first, pool)
+        os.replace(other, first)
+        # Whether the child opened the original (the file the command opened) or the new one
+        # (then its answer names another inode), the hash is never the new file's.
+        try:
+            answer = digest.result()
+        except InvalidWheel as exc:
+            answer = str(exc)
+    finally:
+        pool.shutdown()
+    assert answer in (original, "w0.whl: changed on disk while it was being hashed")
+    assert answer != replacement
+
+
+def test_a_dead_child_started_ahead_is_replaced(tmp_path: Path) -> None:
+    (path,) = _files(tmp_path, [9000])
+    hash_child.start_ahead([str(path)])
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    ahead.child.kill()
+    ahead.child.wait()
+    pool = HashProcess(ahead)
+    try:
+        assert FileDigest(path, pool).result() == _sha(path)
+        assert pool._child is not None
+        assert pool._child.pid != ahead.child.pid
+    finally:
+        pool.shutdown()
+
+
+def test_guesses_nobody_asked_for_are_stopped_at_shutdown(tmp_path: Path) -> None:
+    asked, never = _files(tmp_path, [1000, 64 << 20])
+    hash_child.start_ahead([str(asked), str(never)])
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    pool = HashProcess(ahead)
+    assert FileDigest(asked, pool).result() == _sha(asked)
+    pool.shutdown()
+    assert ahead.child.returncode is not None
+    assert ahead.child.returncode < 0  # killed, not left to hash 64 MiB nobody wants
+
+
+def test_a_child_nobody_adopts_is_discarded(tmp_path: Path) -> None:
+    (path,) = _files(tmp_path, [64 << 20])
+    hash_child.start_ahead([str(path)])
+    ahead = hash_child._ahead[0]
+    hash_child.discard()
+    assert hash_child.adopt() is None
+    assert ahead.child.returncode is not None
+    assert ahead.child.returncode < 0
+
+
+def test_an_unreadable_guess_is_one_line(tmp_path: Path) -> None:
+    (path,) = _files(tmp_path, [100])
+    expected = _sha(path)
+    hash_child.start_ahead([str(path)])
+    pool = HashProcess(hash_child.adopt())
+    try:
+        digest = FileDigest(path, pool)
+        path.unlink()  # gone before the child opens it, or not: either answer is right
+        try:
+            answer = digest.result()
+        except InvalidWheel as exc:
+            answer = str(exc)
+    finally:
+        pool.shutdown()
+    assert answer == expected or answer.startswith("w0.whl: cannot be read to be hashed (")
+
+
+@pytest.mark.parametrize(
+    ("args", "guessed"),
+    [
+        (["patch", "W"], True),
+        (["patch", "--force", "-o", "out", "W"], True),
+        (["patch", "--dry-run", "W"], False),
+        (["patch", "--dry", "W"], False),  # argparse's prefix of --dry-run
+        (["patch", "-h", "W"], False),
+        (["verify", "W"], False),
+        (["show", "W"], False),
+        ([], False),
+    ],
+)
+def test_the_launcher_guesses_only_for_a_patch_that_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], guessed: bool
+) -> None:
+    (wheel,) = _files(tmp_path, [100])
+    seen: list[list[str]] = []
+    monkeypatch.setattr(hash_child, "start_ahead", lambda paths: seen.append(list(paths)))
+    monkeypatch.setattr("wheelpatch.cli.wheelpatch.main", lambda argv: 0)
+    argv = [str(wheel) if a == "W" else a for a in args]
+    assert launch.main(argv) == 0
+    assert seen == ([argv[1:]] if guessed else [])
+
+
+def test_the_console_script_writes_what_the_library_call_writes(
+    tmp_path: Path,
+    make_wheel: Callable[..., Path],
+    config_file: Callable[[str], Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    """``python -m wheelpatch patch`` (the launcher, hashing ahead) against the in-process
+    main: byte-identical outputs, the source's sha256 in the provenance."""
+    wheel = make_wheel(requires=["triton>=2", "numpy"])
+    config = config_file(
+        '[tool.wheelpatch]\nlocal-version = "x.1"\n\n'
+        '[tool.wheelpatch.overrides.demo]\nremove = ["triton"]\n'
+    )
+    result = cli("patch", "--config", config, "-o", tmp_path / "a", wheel)
+    assert result.code == 0, result.err
+    argv = ["patch", "--config", str(config), "-o", str(tmp_path / "b"), str(wheel)]
+    done = subprocess.run(
+        [sys.executable, "-m", "wheelpatch", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (a,) = (tmp_path / "a").iterdir()
+    (b,) = (tmp_path / "b").iterdir()
+    assert a.name == b.name == "demo-1.0+x.1-py3-none-any.whl"
+    assert a.read_bytes() == b.read_bytes()
+    with zipfile.ZipFile(b) as archive:
+        provenance = json.loads(archive.read("demo-1.0+x.1.dist-info/wheelpatch.json"))
+    assert _sha(wheel) in json.dumps(provenance)
