@@ -9,8 +9,10 @@ import hashlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,25 +49,58 @@ def _sha(path: Path) -> str:
 
 def test_guessed_wheels_are_answered_by_the_child_started_ahead(tmp_path: Path) -> None:
     paths = _files(tmp_path, [10, 1 << 20, 70000])
-    # Not wheels, not files, an option and a duplicate are not guessed.
-    (tmp_path / "notes.txt").write_text("x")
-    (tmp_path / "dir.whl").mkdir()
-    args = ["--force", str(paths[0]), str(tmp_path / "notes.txt"), str(tmp_path / "dir.whl")]
-    args += [str(tmp_path / "missing.whl"), str(paths[1]), str(paths[2]), str(paths[1])]
-    hash_child.start_ahead(args)
+    asked = [paths[0], paths[1], paths[2], paths[1]]  # a wheel given twice is hashed twice
+    hash_child.start_ahead([str(p) for p in asked])
     ahead = hash_child.adopt()
     assert ahead is not None
     assert hash_child.adopt() is None  # handed over once
-    assert ahead.pending == [(p.stat().st_dev, p.stat().st_ino) for p in paths]
+    assert ahead.pending == [(p.stat().st_dev, p.stat().st_ino) for p in asked]
+    assert len(ahead.pins) == 4  # held open: no other file can take their inode numbers
     pool = HashProcess(ahead)
     try:
-        answers = [FileDigest(path, pool).result() for path in paths]
+        answers = [FileDigest(path, pool).result() for path in asked]
         assert pool._child is ahead.child  # no other child was needed
         assert pool._pending == []
     finally:
         pool.shutdown()
-    assert answers == [_sha(p) for p in paths]
+    assert answers == [_sha(p) for p in asked]
     assert ahead.child.returncode == 0  # ended by closing its input, not killed
+    assert ahead.pins == []  # let go with the pool
+
+
+def test_guesses_stop_at_the_first_argument_that_is_no_file(tmp_path: Path) -> None:
+    first, second = _files(tmp_path, [10, 20])
+    (tmp_path / "dir.whl").mkdir()
+    for stop in (tmp_path / "dir.whl", tmp_path / "missing.whl"):
+        hash_child.start_ahead([str(first), str(stop), str(second)])
+        ahead = hash_child.adopt()
+        assert ahead is not None
+        assert ahead.pending == [(first.stat().st_dev, first.stat().st_ino)]
+        assert len(ahead.pins) == 1
+        pool = HashProcess(ahead)
+        pool.shutdown()
+    hash_child.start_ahead([str(tmp_path / "missing.whl"), str(first)])
+    assert hash_child.adopt() is None  # nothing to guess: no child
+
+
+def test_thousands_of_wheels_are_guessed_only_as_far_as_the_pipes_hold(tmp_path: Path) -> None:
+    # Every line written ahead and every answer must fit the pipes: the child answers the
+    # first files while nobody reads, and the command asks for the rest later.
+    paths = []
+    for n in range(3000):
+        path = tmp_path / f"wheel_with_a_fairly_long_name_{n:05d}-1.0-py3-none-any.whl"
+        path.write_bytes(b"%d" % n)
+        paths.append(path)
+    hash_child.start_ahead([str(p) for p in paths])  # returns at once (no wait, no deadlock)
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    assert 0 < len(ahead.pending) <= hash_child.MAX_GUESSES
+    pool = HashProcess(ahead)
+    try:
+        digests = [FileDigest(path, pool) for path in paths[:200]]
+        assert [d.result() for d in digests] == [_sha(p) for p in paths[:200]]
+    finally:
+        pool.shutdown()
 
 
 def test_files_asked_for_in_another_order_get_a_child_of_their_own(tmp_path: Path) -> None:
@@ -178,26 +213,54 @@ def test_an_unreadable_guess_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "guessed"),
     [
-        (["patch", "W"], True),
-        (["patch", "--force", "-o", "out", "W"], True),
-        (["patch", "--dry-run", "W"], False),
-        (["patch", "--dry", "W"], False),  # argparse's prefix of --dry-run
-        (["patch", "-h", "W"], False),
-        (["verify", "W"], False),
-        (["show", "W"], False),
-        ([], False),
+        (["patch", "W"], ["W"]),
+        (["patch", "--force", "-o", "out", "W", "V"], ["W", "V"]),
+        (["patch", "--config", "c.toml", "W", "--index", "site", "V"], ["W", "V"]),
+        (["patch", "--conf", "c.toml", "--output-dir=out", "-oout", "W"], ["W"]),
+        (["patch", "--json", "--", "-W"], ["-W"]),
+        (["patch", "--dry-run", "W"], None),
+        (["patch", "--dry", "W"], None),  # argparse's prefix of --dry-run
+        (["patch", "-h", "W"], None),
+        (["verify", "W"], None),
+        (["show", "W"], None),
+        ([], None),
     ],
 )
-def test_the_launcher_guesses_only_for_a_patch_that_hashes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], guessed: bool
+def test_the_launcher_guesses_the_wheels_of_a_patch_that_hashes(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], guessed: list[str] | None
 ) -> None:
-    (wheel,) = _files(tmp_path, [100])
     seen: list[list[str]] = []
     monkeypatch.setattr(hash_child, "start_ahead", lambda paths: seen.append(list(paths)))
     monkeypatch.setattr("wheelpatch.cli.wheelpatch.main", lambda argv: 0)
-    argv = [str(wheel) if a == "W" else a for a in args]
-    assert launch.main(argv) == 0
-    assert seen == ([argv[1:]] if guessed else [])
+    assert launch.main(args) == 0
+    assert seen == ([] if guessed is None else [guessed])
+
+
+def test_the_console_script_with_sigchld_ignored(
+    tmp_path: Path, make_wheel: Callable[..., Path], config_file: Callable[[str], Path]
+) -> None:
+    # SIGCHLD ignored survives exec: the system reaps the children, and waitpid says ECHILD.
+    wheel = make_wheel(requires=["triton>=2"])
+    config = config_file(
+        '[tool.wheelpatch]\nlocal-version = "x.1"\n\n'
+        '[tool.wheelpatch.overrides.demo]\nremove = ["triton"]\n'
+    )
+    base = [sys.executable, "-m", "wheelpatch", "patch", "--config", str(config)]
+
+    def ignoring() -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+    for extra, code in ((["--force"], 0), (["--bogus"], 2)):
+        done = subprocess.run(
+            [*base, *extra, "-o", str(tmp_path / "out"), str(wheel), str(wheel)],
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=ignoring,  # the point of the test
+        )
+        assert done.returncode == code, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "Exception" not in done.stderr
 
 
 def test_the_console_script_writes_what_the_library_call_writes(
@@ -230,3 +293,43 @@ def test_the_console_script_writes_what_the_library_call_writes(
     with zipfile.ZipFile(b) as archive:
         provenance = json.loads(archive.read("demo-1.0+x.1.dist-info/wheelpatch.json"))
     assert _sha(wheel) in json.dumps(provenance)
+
+
+def test_a_guessed_file_deleted_and_written_again_alike_is_hashed_anew(tmp_path: Path) -> None:
+    # Same size, same mtime: only the inode tells them apart, and the pin keeps the old one's
+    # number from being given to the new file.
+    path = tmp_path / "w.whl"
+    path.write_bytes(b"A" * 100_000)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    hash_child.start_ahead([str(path)])
+    ahead = hash_child.adopt()
+    assert ahead is not None
+    time.sleep(0.2)  # the child hashes it and closes it (without the pin, its inode is free)
+    path.unlink()
+    path.write_bytes(b"B" * 100_000)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    pool = HashProcess(ahead)
+    try:
+        assert FileDigest(path, pool).result() == hashlib.sha256(b"B" * 100_000).hexdigest()
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists descriptors in /proc")
+def test_the_child_keeps_no_descriptor_of_the_parent(tmp_path: Path) -> None:
+    (path,) = _files(tmp_path, [10])
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)  # posix_spawn would pass it on
+    try:
+        child = hash_child.start()
+        assert child is not None
+        try:
+            hash_child.write_path(child, path)
+            assert child.stdout.readline().split()[-1].decode() == _sha(path)
+            assert sorted(os.listdir(f"/proc/{child.pid}/fd")) == ["0", "1", "2"]
+        finally:
+            hash_child.end(child)
+        assert child.returncode == 0
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -22,13 +22,37 @@ _NOT_HASHING = ("-h", "--help", "--dry-run", "--version")
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["patch"] and not any(_not_hashing(arg) for arg in args):
-        hash_child.start_ahead(args[1:])
+        hash_child.start_ahead(_wheels(args[1:]))
     try:
         from .wheelpatch import main as run  # noqa: PLC0415 - after the child is started
 
         return run(args)
     finally:
         hash_child.discard()
+
+
+#: The options of ``patch`` that take a value (the next argument, unless joined with ``=``).
+_WITH_VALUE = ("--config", "-o", "--output-dir", "--index")
+
+
+def _wheels(args: Sequence[str]) -> list[str]:
+    """The positional arguments of ``patch``: the wheels, in the order it hashes them."""
+    wheels: list[str] = []
+    taking = False
+    for number, arg in enumerate(args):
+        if taking:
+            taking = False
+        elif arg == "--":
+            return wheels + list(args[number + 1 :])
+        elif arg.startswith("-") and arg != "-":
+            taking = arg in _WITH_VALUE or (  # argparse's prefixes: --conf, --out
+                arg.startswith("--")
+                and "=" not in arg
+                and any(o.startswith(arg) for o in _WITH_VALUE if o.startswith("--"))
+            )
+        else:
+            wheels.append(arg)
+    return wheels
 
 
 def _not_hashing(arg: str) -> bool:

@@ -46,6 +46,7 @@ class HashProcess:
         #: (``ahead``: started by the command line before wheelpatch was loaded), in order.
         self._child: hash_child.Child | None = ahead.child if ahead is not None else None
         self._pending: list[tuple[int, int]] = list(ahead.pending) if ahead is not None else []
+        self._ahead = ahead
         self._current: concurrent.futures.Future[str] | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="wheelpatch-hash", daemon=True)
@@ -94,6 +95,8 @@ class HashProcess:
                 if guessed:
                     child.kill()  # still busy with files started ahead that nobody asked for
                 hash_child.end(child)
+            if self._ahead is not None:
+                self._ahead.release()
 
     def _hash(
         self,

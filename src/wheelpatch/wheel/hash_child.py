@@ -28,6 +28,7 @@ __all__ = ["Ahead", "Child", "adopt", "discard", "end", "start", "start_ahead", 
 #: ``! reason``. Written for Python 3.10 (no file_digest).
 CODE = r"""
 import hashlib, os, sys
+os.closerange(3, 1 << 16)  # posix_spawn passes on what the parent let be inherited
 out = sys.stdout.buffer
 buf = bytearray(1 << 20)
 view = memoryview(buf)
@@ -102,9 +103,13 @@ class Child:
         if self._popen is not None:  # pragma: no cover - Windows
             self.returncode = self._popen.poll()
         elif self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by the system (SIGCHLD ignored), as Popen says
+                self.returncode = 0
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def kill(self) -> None:
@@ -132,8 +137,12 @@ class Child:
                     raise TimeoutError(f"child {self.pid} still running after {timeout} s")
                 time.sleep(0.005)
         elif self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:  # reaped by the system (SIGCHLD ignored), as Popen says
+                self.returncode = 0
+            else:
+                self.returncode = os.waitstatus_to_exitcode(status)
         assert self.returncode is not None
         return self.returncode
 
@@ -144,7 +153,7 @@ def start() -> Child | None:
         return None
     try:
         return Child([sys.executable, "-I", "-S", "-c", CODE])
-    except OSError:
+    except (OSError, NotImplementedError):  # no setsid for posix_spawn on this system
         return None
 
 
@@ -156,45 +165,77 @@ def write_path(child: Child, path: str | os.PathLike[str]) -> None:
 
 class Ahead:
     """A child started ahead, and the files it was asked for, as (device, inode), in order:
-    their answers are the next lines it writes."""
+    their answers are the next lines it writes. ``pins`` hold each file open until the answers
+    are no longer wanted, so that no other file can take its inode number meanwhile (a file
+    deleted and written again, same size and mtime, would otherwise pass for the one hashed)."""
 
-    def __init__(self, child: Child, pending: list[tuple[int, int]]):
+    def __init__(self, child: Child, pending: list[tuple[int, int]], pins: list[int]):
         self.child = child
         self.pending = pending
+        self.pins = pins
+
+    def release(self) -> None:
+        """Close the pins (calling it again does nothing)."""
+        pins, self.pins = self.pins, []
+        for fd in pins:
+            os.close(fd)
 
 
 #: The child started ahead, until adopted or discarded (at most one).
 _ahead: list[Ahead] = []
 
+#: At most this many files are guessed, and this many bytes of their lines written: each line
+#: and each answer then fits the pipes' buffers (64 KiB on Linux, 16 KiB on macOS), so that
+#: neither side ever waits for the other before the command reads the answers.
+MAX_GUESSES = 64
+_MAX_LINES = 12 << 10
+
 
 def start_ahead(paths: Sequence[str]) -> None:
-    """Start the child now on those of ``paths`` that are regular files ending in ``.whl``
-    (each once), for the next :func:`adopt`. Does nothing if none is, or no child starts."""
+    """Start the child now on ``paths`` (the wheels the command will ask for, in its order;
+    up to the first that is not a regular file, or :data:`MAX_GUESSES`), for the next
+    :func:`adopt`. Does nothing if there is none, or no child starts."""
     if _ahead:
         return
-    files: list[tuple[str, tuple[int, int]]] = []
-    for path in paths:
-        if not path.endswith(".whl") or path.startswith("-"):
-            continue
-        try:
-            info = os.stat(path)
-        except (OSError, ValueError):
-            continue
-        identity = (info.st_dev, info.st_ino)
-        if (info.st_mode & 0o170000) == 0o100000 and identity not in (f[1] for f in files):
-            files.append((path, identity))
-    if not files:
-        return
-    child = start()
-    if child is None:
-        return
+    lines: list[bytes] = []
+    pending: list[tuple[int, int]] = []
+    pins: list[int] = []
     try:
-        for path, _ in files:
-            write_path(child, path)
-    except (OSError, ValueError):
-        _kill(child)
+        for path in paths[:MAX_GUESSES]:
+            line = os.fsencode(path).hex().encode("ascii") + b"\n"
+            if sum(map(len, lines)) + len(line) > _MAX_LINES:
+                break
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except (OSError, ValueError):
+                break
+            pins.append(fd)
+            info = os.fstat(fd)
+            if (info.st_mode & 0o170000) != 0o100000:  # not a regular file
+                os.close(pins.pop())
+                break
+            lines.append(line)
+            pending.append((info.st_dev, info.st_ino))
+        child = start() if lines else None
+    except BaseException:
+        for fd in pins:
+            os.close(fd)
+        raise
+    if child is None:
+        for fd in pins:
+            os.close(fd)
         return
-    _ahead.append(Ahead(child, [identity for _, identity in files]))
+    ahead = Ahead(child, pending, pins)
+    try:
+        child.stdin.write(b"".join(lines))
+        child.stdin.flush()
+    except OSError:
+        _drop(ahead)
+        return
+    except BaseException:
+        _drop(ahead)
+        raise
+    _ahead.append(ahead)
 
 
 def adopt() -> Ahead | None:
@@ -207,7 +248,12 @@ def discard() -> None:
     a usage error, a dry run)."""
     ahead = adopt()
     if ahead is not None:
-        _kill(ahead.child)
+        _drop(ahead)
+
+
+def _drop(ahead: Ahead) -> None:
+    _kill(ahead.child)
+    ahead.release()
 
 
 def _kill(child: Child) -> None:
