@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ class Native:
     config: Path
     #: ``big.so``: a library whose dynamic segment lies past the first 4 MB.
     big: Path
+    #: ``far.so``: 6 MiB of random bytes (incompressible: stored deflate blocks) before its
+    #: dynamic segment.
+    far: Path
 
 
 def _gcc(*argv: str | Path, cwd: Path) -> None:
@@ -64,6 +68,16 @@ def native(tmp_path_factory: pytest.TempPathFactory) -> Native:
     _gcc("-shared", "-fPIC", "-o", "ext_rpath.so", "ext.c", "-L.", "-lfoo", origin,
          "-Wl,--disable-new-dtags", cwd=root)  # fmt: skip
     _gcc("-shared", "-fPIC", "-o", "big.so", "big.c", "-L.", "-lfoo", origin,
+         "-Wl,--enable-new-dtags", cwd=root)  # fmt: skip
+    (root / "blob.bin").write_bytes(random.Random(6).randbytes(6 << 20))
+    (root / "blob.s").write_text(
+        '.section .rodata\n.globl blob\n.type blob, @object\nblob:\n.incbin "blob.bin"\n'
+        ".size blob, .-blob\n"
+    )
+    (root / "far.c").write_text(
+        "extern const char blob[];\nint foo(void);\nint use(void) { return blob[0] + foo(); }\n"
+    )
+    _gcc("-shared", "-fPIC", "-o", "far.so", "far.c", "blob.s", "-L.", "-lfoo", origin,
          "-Wl,--enable-new-dtags", cwd=root)  # fmt: skip
     system_dir = root / "system"
     system_dir.mkdir()
@@ -113,4 +127,5 @@ def native(tmp_path_factory: pytest.TempPathFactory) -> Native:
         foo_runtime=foo_runtime,
         config=config,
         big=root / "big.so",
+        far=root / "far.so",
     )

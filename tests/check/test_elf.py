@@ -3,9 +3,11 @@ and stored), and what is not ELF."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -333,3 +335,93 @@ def test_too_many_search_path_directories_are_one_line(tmp_path: Path) -> None:
     assert facts is not None
     assert facts.rpath is not None
     assert len(facts.rpath) == elf.PATH_CAP
+
+
+# --- a range far into a member is inflated from a deflate block boundary before it ----------
+
+
+def _member(library: Path, tmp_path: Path) -> Path:
+    archive = tmp_path / "lib.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("pad.txt"), b"x" * 1000)
+        zf.write(library, "pkg/lib.so")
+    return archive
+
+
+def test_a_dynamic_segment_far_in_is_read_from_a_block_boundary(
+    native: Native, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheelpatch.wheel import deflate_tail
+
+    archive = _member(native.far, tmp_path)
+    given: list[object] = []
+    real = deflate_tail.inflate_range
+
+    def spying(*args: Any, **kwargs: Any) -> deflate_tail.Inflated | None:
+        found = real(*args, **kwargs)
+        given.append(found)
+        return found
+
+    monkeypatch.setattr(deflate_tail, "inflate_range", spying)
+    monkeypatch.setattr(elf, "SEEK_AHEAD", 1 << 20)  # far.so's segment is 6 MiB in
+    facts = _member_facts(archive, "pkg/lib.so")
+    assert facts == read_file_facts(native.far)
+    assert facts[1] is not None
+    assert "libfoo.so" in facts[1].needed  # type: ignore[attr-defined]
+    assert given
+    assert all(found is not None for found in given)
+
+
+def test_a_boundary_inside_zeros_gives_nothing_and_the_member_is_read_from_its_start(
+    native: Native, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # big.so's 8 MiB of zeros compress to a few blocks that copy zeros from before: from any
+    # boundary in them, every byte after may come from the unknown window.
+    from wheelpatch.wheel import deflate_tail
+
+    archive = _member(native.big, tmp_path)
+    given: list[object] = []
+    real = deflate_tail.inflate_range
+
+    def spying(*args: Any, **kwargs: Any) -> deflate_tail.Inflated | None:
+        found = real(*args, **kwargs)
+        given.append(found)
+        return found
+
+    monkeypatch.setattr(deflate_tail, "inflate_range", spying)
+    monkeypatch.setattr(elf, "SEEK_AHEAD", 1 << 20)
+    assert _member_facts(archive, "pkg/lib.so") == read_file_facts(native.big)
+    assert given == [None]
+
+
+def test_bytes_a_boundary_misplaced_are_not_believed(
+    native: Native, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream changed after the range can inflate to another length from a boundary: the
+    # bytes are then placed where they are not. Such bytes make no dynamic segment, and the
+    # member is read from its start instead.
+    from wheelpatch.wheel import deflate_tail
+
+    archive = _member(native.far, tmp_path)
+    real = deflate_tail.inflate_range
+    calls: list[int] = []
+
+    def misplacing(*args: Any, **kwargs: Any) -> deflate_tail.Inflated | None:
+        found = real(*args, **kwargs)
+        assert found is not None
+        calls.append(1)
+        shift = 24  # the bytes as if the stream had inflated 24 bytes fewer
+        misplaced = dataclasses.replace(
+            found,
+            start=found.start + shift,
+            tail_start=found.tail_start + shift,
+            agreed_from=found.agreed_from + shift,
+        )
+        wanted = args[4:6]
+        assert misplaced.get(*wanted) not in (None, found.get(*wanted))  # what is read
+        return misplaced
+
+    monkeypatch.setattr(deflate_tail, "inflate_range", misplacing)
+    monkeypatch.setattr(elf, "SEEK_AHEAD", 1 << 20)
+    assert _member_facts(archive, "pkg/lib.so") == read_file_facts(native.far)
+    assert calls == [1]  # tried once, then never again for that member

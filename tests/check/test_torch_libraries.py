@@ -113,3 +113,42 @@ def test_an_install_that_fails_does_not_wait_for_the_read(tmp_path: Path) -> Non
     check.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)  # as a with block left by ^C
     elapsed = time.monotonic() - started
     assert elapsed < 0.5, f"leaving the check took {elapsed:.2f} s (the whole read: 1.5 s or more)"
+
+
+def test_the_libraries_read_from_block_boundaries_read_as_inflated_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch's largest libraries have their dynamic segments 420 and 349 MB in: read from a
+    deflate block boundary before them, the facts are those of inflating from the start."""
+    import os
+
+    from wheelpatch.check import elf
+    from wheelpatch.wheel import deflate_tail
+    from wheelpatch.wheel.archive import read_archive
+
+    if not TORCH.is_file():
+        pytest.fail(f"{TORCH} is missing: this test needs the real CUDA torch wheel")
+    given: list[object] = []
+    real = deflate_tail.inflate_range
+
+    def spying(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        given.append(found)
+        return found
+
+    fd = os.open(TORCH, os.O_RDONLY)
+    try:
+        members = {m.name: m for m in read_archive(fd, TORCH.name).members}
+        names = [f"torch/lib/libtorch_{n}.so" for n in ("cuda", "cpu", "cuda_linalg")]
+        with monkeypatch.context() as patched:
+            patched.setattr(deflate_tail, "inflate_range", spying)
+            fast = [elf.read_member_facts(fd, members[n], n) for n in names]
+        assert len(given) == 3
+        assert all(found is not None for found in given)
+        with monkeypatch.context() as patched:
+            patched.setattr(elf, "SEEK_AHEAD", 1 << 62)  # never: inflated from the start
+            whole = [elf.read_member_facts(fd, members[n], n) for n in names]
+    finally:
+        os.close(fd)
+    assert fast == whole
+    assert "libcudnn.so.9" in whole[0][1].needed  # type: ignore[union-attr]
