@@ -153,7 +153,7 @@ def test_boundaries_off_byte_boundaries_are_found_and_used(
     offsets = set()
     position = start + (end - start) // 3
     for _ in range(12):
-        bit = find_block(fd, position, end)
+        bit = find_block(fd, position, end, start)
         assert bit is not None
         offsets.add(bit % 8)
         position = bit // 8 + 1
@@ -250,3 +250,99 @@ def test_no_boundary_in_a_stored_stream_too_short(
     fd, start, end = opened(_compress(b"tiny", "zlib6"))  # one fixed-Huffman block
     assert find_block(fd, start, end) is None
     assert inflate_range(fd, start, end, 4, 1, 2) is None
+
+
+def test_blocks_from_a_boundary_inside_a_byte_go_on_through_stored_blocks(
+    opened: Callable[[bytes], tuple[int, int, int]],
+) -> None:
+    # Huffman blocks end anywhere in a byte; the stored blocks after them pad to the stream's
+    # own byte boundaries, which the pass keeps (priming blocks, no shifted bytes).
+    data = _data(12, "cccrcrs")
+    fd, start, end = opened(_compress(data, "zlib6"))
+    size = len(data)
+    at = int(size * 0.999)
+    far = at - int(size * 0.25)
+    found = inflate_range(fd, start, end, size, far, far + 1000)
+    assert found is not None
+    assert found.get(far, far + 1000) == data[far : far + 1000]
+    assert inflate_range(fd, start, end, size, at, at + 10) is not None
+    for shift in range(8):  # every priming length reads as the stream's own alignment
+        _, length, written = deflate_tail._priming(shift, deflate_tail._FIRST)
+        assert length % 8 == shift
+        assert written == shift % 2
+
+
+def _deflate(data: bytes, level: int = 6, memory: int = 8, strategy: int = 0) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15, memory, strategy)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _every_known_byte_is_right(found: deflate_tail.Inflated, data: bytes) -> None:
+    for at, held in ((found.start, found.head), (found.tail_start, found.tail)):
+        for a in range(at, at + len(held), 7):
+            got = found.get(a, a + 7)
+            assert got is None or got == data[a : a + 7], a
+
+
+@pytest.mark.parametrize(
+    ("seed", "layout", "level", "memory", "strategy", "ranges"),
+    [
+        # Fixed-Huffman blocks (all of Z_FIXED's) let a decode from bits that are no block fall
+        # into step with the real one a few codes on: what it wrote first is not the member's.
+        (1, "cst", 6, 8, zlib.Z_FIXED, [904413]),
+        (1036, "cc", 1, 1, zlib.Z_DEFAULT_STRATEGY, [1108587, 961499]),
+        (2, "cstc", 6, 8, zlib.Z_RLE, [2_000_000, 3_000_000]),
+        (3, "cstc", 9, 2, zlib.Z_FILTERED, [2_000_000, 3_000_000]),
+    ],
+)
+def test_false_boundaries_that_fall_into_step_are_not_taken(
+    opened: Callable[[bytes], tuple[int, int, int]],
+    seed: int,
+    layout: str,
+    level: int,
+    memory: int,
+    strategy: int,
+    ranges: list[int],
+) -> None:
+    data = _data(seed, layout)
+    fd, start, end = opened(_deflate(data, level, memory, strategy))
+    for at in ranges:
+        at = min(at, len(data) - 20)
+        found = inflate_range(fd, start, end, len(data), at, at + 11, keep_tail=2048)
+        if found is not None:
+            assert found.get(at, at + 11) == data[at : at + 11]
+            _every_known_byte_is_right(found, data)
+
+
+def test_a_deflate_stream_stored_inside_the_stream_is_not_mistaken_for_it(
+    opened: Callable[[bytes], tuple[int, int, int]],
+) -> None:
+    # The member's last bytes are another raw deflate stream, which the encoder stores as they
+    # are: its blocks decode, and end where the member does, but they are not the member's.
+    data = _data(8, "c") + _deflate(_data(7, "cccc"))
+    fd, start, end = opened(_deflate(data, 9, 9))
+    for at in (1965417, len(data) - 5000, len(data) - 200_000):
+        found = inflate_range(fd, start, end, len(data), at, at + 64)
+        if found is not None:
+            assert found.get(at, at + 64) == data[at : at + 64]
+            _every_known_byte_is_right(found, data)
+
+
+def test_a_file_cut_inside_the_stream_is_an_oserror_or_nothing(tmp_path: Path) -> None:
+    data = _data(8, "cccc")
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_FIXED)
+    stream = compressor.compress(data) + compressor.flush()
+    path = tmp_path / "cut.bin"
+    path.write_bytes(PREFIX + stream[: len(stream) // 2])  # the member said to go on
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for at in (len(data) // 2, len(data) - 5):
+            try:
+                found = inflate_range(
+                    fd, len(PREFIX), len(PREFIX) + len(stream), len(data), at, at + 1
+                )
+            except OSError:
+                continue
+            assert found is None
+    finally:
+        os.close(fd)

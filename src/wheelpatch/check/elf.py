@@ -341,6 +341,7 @@ def _check_plausible(
     offset: int,
     length: int,
     table: int,
+    table_size: int,
     values: list[int],
 ) -> None:
     """Raise :class:`_Implausible` unless the dynamic segment at ``offset`` holds only known
@@ -358,6 +359,8 @@ def _check_plausible(
     else:
         raise _Implausible("no DT_NULL")
     for value in (0, *values):
+        if value >= table_size:
+            raise _Implausible(f"a string at {value}, past the table's {table_size} bytes")
         stream.seek(table + value - 1 if value else table)
         if stream.read(1) != b"\0":
             raise _Implausible(f"no NUL before the string at {value}")
@@ -393,6 +396,8 @@ def _facts(stream: _Window | io.BufferedReader, size: int, strict: bool = False)
     soname: str | None = None
     # The loader takes the last PT_DYNAMIC, and of each tag but DT_NEEDED the last.
     dynamic = [header for header in headers if header["p_type"] == "PT_DYNAMIC"][-1:]
+    if strict and not dynamic:  # a shared object has one; program headers read misplaced?
+        raise _Implausible("no PT_DYNAMIC")
     for header in dynamic:
         offset, length = int(header["p_offset"]), int(header["p_filesz"])
         _require(stream, offset, length, size, "its dynamic segment")
@@ -424,7 +429,7 @@ def _facts(stream: _Window | io.BufferedReader, size: int, strict: bool = False)
         if strict:
             named = [v for n, v in tags if n == "DT_NEEDED"]
             named += [last[n] for n in ("DT_RUNPATH", "DT_RPATH", "DT_SONAME") if n in last]
-            _check_plausible(stream, elf, offset, length, table, named)
+            _check_plausible(stream, elf, offset, length, table, table_size, named)
         needed = [string(value) for name, value in tags if name == "DT_NEEDED"]
         runpath = None if "DT_RUNPATH" not in last else string(last["DT_RUNPATH"])
         rpath = None if "DT_RPATH" not in last else string(last["DT_RPATH"])

@@ -2,20 +2,34 @@
 
 A deflate stream has no index: inflating byte N normally means inflating bytes 0 to N. But the
 stream is a sequence of blocks, and a block can be decoded from its first bit given the 32 KiB
-it may copy from (its window). :func:`inflate_range` finds the first block boundary after a
-guessed point (a dynamic-Huffman block header that zlib accepts, found by trying each bit
-position that a vectorised test of the header's fixed fields lets through), then inflates from
-there to the stream's end twice in step: once with a window of zero bytes and once with one of
-``0xff`` bytes. A byte both agree on was not copied from the unknown window (it is a literal, or
-a copy of bytes that were); once the two outputs agree over a whole window they agree for good,
-and the second stops. The stream must end exactly where the member does, which gives the
-position of every byte inflated (counted back from the member's size) and rejects a point that
-only looked like a boundary. What lies before the block or was copied from the unknown window is
-never returned: the caller inflates from the start instead.
+it may copy from (its window). :func:`inflate_range` finds a block boundary after a guessed
+point and inflates from there:
 
-A crafted stream can hold bits that decode as a block and fall into step with the real blocks
-later; the bytes before that point are then not the member's. Readers of the result that must
-not be fooled by a hostile archive check what they read against the whole member.
+- **Candidates**: the block after a stored block (whose LEN and NLEN, complements, are found
+  for every byte at once on a big integer; a stored block ends on a byte boundary), else a
+  dynamic-Huffman header (its fixed fields tested for every bit position at once), each tried
+  with zlib.
+- **Confirmation**: bits can decode as a block that is none and fall into step with the real
+  blocks a few codes later (fixed-Huffman blocks resynchronise quickly), or be a stream stored
+  inside the stream. A candidate counts only if inflating from an earlier candidate 32 to 256
+  KiB before it (or from the stream's start) lands on it exactly between two blocks: those bits
+  followed by an empty final block must end the stream (:func:`_lands`). A false earlier
+  candidate's decode fails long before; a true one's is the stream's own.
+- **Alignment**: the block is inflated with the stream's own byte alignment (a stored block
+  pads to it), behind priming blocks as long, modulo 8, as the bits before it in its byte
+  (:func:`_primed`); no byte of the stream is shifted.
+- **Known bytes**: it is inflated to the stream's end twice in step, with two windows of
+  different bytes (the priming's literal one of them). A byte both give is the member's (a
+  literal, or a copy of bytes that are); one that differs was copied from the window nobody
+  knows. Once the two outputs agree over a whole window they agree for good, and the second
+  stops.
+- **Placement**: the stream must end exactly where the member does, which gives the position of
+  every byte inflated, counted back from the member's declared size.
+
+What lies before the block or was copied from the unknown window is never returned: the caller
+inflates from the start instead. A stream changed after the range in a way that still inflates
+(a flipped bit, or bits crafted so) places the bytes wrongly, since positions count back from
+the end: readers that must not be fooled check what they read (wheelpatch.check.elf does).
 """
 
 from __future__ import annotations
@@ -31,8 +45,11 @@ from typing import Any
 __all__ = ["Inflated", "find_block", "inflate_range"]
 
 _WINDOW = 1 << 15
-_ZEROS = bytes(_WINDOW)
-_ONES = b"\xff" * _WINDOW
+#: The two windows a pass inflates with, and the literal each one's priming block writes (see
+#: :func:`_primed`): bytes of the window, as far as the block that follows can tell.
+_FIRST, _SECOND = 0x90, 0xFF
+_ZEROS = bytes([_FIRST]) * _WINDOW
+_ONES = bytes([_SECOND]) * _WINDOW
 #: Compressed bytes scanned for a block header at a time.
 _SCAN = 16 << 10
 #: Compressed bytes a candidate header is tried on, first without a window, then with one.
@@ -155,57 +172,189 @@ def _shifted(data: bytes, bit: int) -> bytes:
     return (int.from_bytes(data, "little") >> bit).to_bytes(len(data), "little")
 
 
-def find_block(fd: int, start: int, stop: int, tries: list[int] | None = None) -> int | None:
-    """The bit position (from the file's start) of a block header at or after byte ``start``
-    of the file open as ``fd``, before byte ``stop`` (the stream's end), that zlib accepts and
-    that inflates :data:`_TRY_OUTPUT` bytes with a window of zeros: the first one after a stored
-    block in the first window that has one, else the first dynamic-Huffman header; None if
-    there is none (or :data:`MAX_TRIES` candidates were refused). ``tries`` counts them."""
-    count = 0
+def _blocks(
+    fd: int, start: int, stop: int, counter: list[int], cancel: threading.Event | None
+) -> Iterator[int]:
+    """Bit positions from byte ``start`` on (before byte ``stop``, the stream's end) where a
+    block zlib accepts seems to begin, in order within each window scanned: first those after
+    a stored block, then the dynamic-Huffman headers. ``counter[0]`` counts the candidates
+    tried; the scan ends at :data:`MAX_TRIES`."""
     position = start
-    found: int | None = None
-    while position < stop and found is None and count <= MAX_TRIES:
+    while position < stop and counter[0] <= MAX_TRIES:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
         window = os.pread(fd, min(_SCAN, stop - position) + _TRY_MORE, position)
-        limit = min(_SCAN, stop - position)
-        for after in _after_stored(window, min(limit, len(window) - 4)):
-            count += 1
+        limit = min(_SCAN, stop - position, len(window) - 4)
+        if limit <= 0:
+            return  # the file ends before the stream does: nothing to find
+        stored = False
+        for after in _after_stored(window, limit):
+            counter[0] += 1
             at = position + after
             if at < stop and _accepted(os.pread(fd, _TRY_MORE, at)):
-                found = at * 8
-                break
+                stored = True
+                yield at * 8
         shifted: dict[int, bytes] = {}
-        for candidate in () if found is not None else _candidates(window, limit * 8):
-            count += 1
-            if count > MAX_TRIES:
-                break
+        # A window holding a stored block's end is mostly its payload, where every Huffman
+        # header is a false one (and incompressible data lets through a tenth of all bits).
+        for candidate in () if stored else _candidates(window, limit * 8):
+            counter[0] += 1
+            if counter[0] > MAX_TRIES:
+                return
             byte, bit = divmod(candidate, 8)
             data = shifted.get(bit)
             if data is None:
                 data = shifted[bit] = _shifted(window, bit)
             if _accepted(data[byte:]):
-                found = position * 8 + candidate
-                break
+                yield position * 8 + candidate
         position += _SCAN
+
+
+#: A candidate is confirmed by inflating from an earlier one (or the stream's start) this far
+#: back, at most, and at least :data:`_CONFIRM_NEAR` back.
+_CONFIRM_FAR = 256 << 10
+_CONFIRM_NEAR = 32 << 10
+#: Earlier candidates tried to confirm one, at most; output inflated while confirming, at most.
+_CONFIRM_TRIES = 64
+_CONFIRM_OUTPUT = 64 << 20
+#: An empty final fixed-Huffman block: BFINAL 1, BTYPE 01, the end-of-block code (7 zero bits).
+_EMPTY_FINAL = 0b011
+_EMPTY_FINAL_BITS = 10
+
+
+def _reversed(code: int, length: int) -> int:
+    """A Huffman code as deflate packs it: its first bit (the most significant) first."""
+    return int(format(code, f"0{length}b")[::-1], 2)
+
+
+def _fixed_block(literal: int | None) -> tuple[int, int]:
+    """A non-final fixed-Huffman block (BFINAL 0, BTYPE 01) holding ``literal`` (144 to 255:
+    a 9-bit code) or nothing, then the end-of-block code: (its bits, how many)."""
+    bits, length = 0b010, 3
+    if literal is not None:
+        assert 144 <= literal <= 255
+        bits |= _reversed(0b110010000 + literal - 144, 9) << length
+        length += 9
+    return bits, length + 7  # end of block: seven zero bits
+
+
+def _priming(shift: int, literal: int) -> tuple[int, int, int]:
+    """Complete non-final blocks whose length in bits is ``shift`` modulo 8 (an empty fixed
+    block is 10 bits, one holding a 9-bit literal 19): (their bits, how many, bytes written)."""
+    blocks: list[int | None] = []
+    if shift % 2:
+        blocks.append(literal)
+    while sum(_fixed_block(b)[1] for b in blocks) % 8 != shift:
+        blocks.append(None)
+    bits = length = 0
+    for block in blocks:
+        more, count = _fixed_block(block)
+        bits |= more << length
+        length += count
+    return bits, length, sum(1 for b in blocks if b is not None)
+
+
+def _primed(first_byte: int, bit: int, literal: int) -> tuple[bytes, int]:
+    """What to inflate before the stream's bytes after the one holding bit ``bit`` (whose value
+    is ``first_byte``), so that the block at ``bit`` is read with the stream's own byte
+    alignment (a stored block pads to it): priming blocks as long, modulo 8, as the bits of
+    that byte before ``bit``, then its bits from ``bit`` on. With the number of bytes the
+    priming writes (``literal``, which the window's bytes must match)."""
+    shift = bit % 8
+    bits, length, written = _priming(shift, literal)
+    whole = length // 8  # length = 8 * whole + shift
+    value = bits | ((first_byte >> shift) << shift) << (8 * whole)
+    return value.to_bytes(whole + 1, "little"), written
+
+
+def _lands(fd: int, start: int, end: int) -> bool:
+    """Whether inflating from bit ``start`` reaches bit ``end`` exactly between two blocks:
+    the bits from ``start`` to ``end`` followed by an empty final block must end the stream,
+    with nothing left over (inside a block, those bits would be read as its codes)."""
+    first, last = start // 8, end // 8
+    if last <= first:
+        return False
+    data = os.pread(fd, last - first + 1, first)
+    if len(data) < last - first + 1:
+        return False
+    primed, _ = _primed(data[0], start, _FIRST)
+    low = end % 8
+    final = (data[-1] & ((1 << low) - 1)) | (_EMPTY_FINAL << low)
+    stream = primed + data[1:-1] + final.to_bytes((low + _EMPTY_FINAL_BITS + 7) // 8, "little")
+    inflater = zlib.decompressobj(-15, zdict=_ZEROS)
+    produced = 0
+    try:
+        while stream and not inflater.eof:
+            produced += len(inflater.decompress(stream, _PIECE))
+            stream = inflater.unconsumed_tail
+            if produced > _CONFIRM_OUTPUT:
+                return False
+        if not inflater.eof:
+            produced += len(inflater.flush())
+    except zlib.error:
+        return False
+    return inflater.eof and not inflater.unused_data
+
+
+def _confirmed(
+    fd: int, bit: int, origin: int, counter: list[int], cancel: threading.Event | None
+) -> bool:
+    """Whether the candidate at ``bit`` is a block boundary of the stream starting at byte
+    ``origin``: inflating from the stream's start, or from an earlier candidate at least
+    :data:`_CONFIRM_NEAR` bytes before it, lands on it (:func:`_lands`). A candidate that only
+    looked like a block (bits of another block's codes, or of a stored block's bytes, which a
+    decode can fall into step with the real blocks from) is not landed on; nor, but by
+    chance, is one by a false earlier candidate, whose decode stops long before (a true one's
+    is the stream's own)."""
+    byte = bit // 8
+    if byte - origin <= _CONFIRM_FAR:
+        return _lands(fd, origin * 8, bit)
+    earlier = _blocks(fd, byte - _CONFIRM_FAR, byte - _CONFIRM_NEAR, counter, cancel)
+    for tried, start in enumerate(earlier):
+        if tried >= _CONFIRM_TRIES or start >= bit:
+            return False
+        if _lands(fd, start, bit):
+            return True
+    return False
+
+
+def find_block(
+    fd: int,
+    start: int,
+    stop: int,
+    origin: int | None = None,
+    tries: list[int] | None = None,
+    cancel: threading.Event | None = None,
+) -> int | None:
+    """The bit position (from the file's start) of the first confirmed block boundary at or
+    after byte ``start`` of the deflate stream that starts at byte ``origin`` (default:
+    ``start``) and ends before byte ``stop``, in the file open as ``fd``: a block zlib accepts,
+    which inflating from an earlier boundary lands on (:func:`_confirmed`). None if there is
+    none (or :data:`MAX_TRIES` candidates were refused). ``tries`` counts them."""
+    counter = [0]
+    found = None
+    for candidate in _blocks(fd, start, stop, counter, cancel):
+        if _confirmed(fd, candidate, start if origin is None else origin, counter, cancel):
+            found = candidate
+            break
     if tries is not None:
-        tries.append(count)
+        tries.append(counter[0])
     return found
 
 
 def _stream(
-    fd: int, bit: int, stop: int, cancel: threading.Event | None
+    fd: int, position: int, stop: int, cancel: threading.Event | None
 ) -> Iterator[tuple[bytes, bool]]:
-    """The compressed bytes from bit position ``bit`` to byte ``stop``, realigned to bytes, in
-    chunks, each with whether it is the last."""
-    position, shift = divmod(bit, 8)
+    """The file's bytes from ``position`` to ``stop``, in chunks, each with whether it is the
+    last."""
     while position < stop:
         if cancel is not None and cancel.is_set():
             raise Cancelled
         size = min(_CHUNK, stop - position)
-        # One byte more than the chunk: its low bits end the chunk's last shifted byte.
-        data = os.pread(fd, size + (1 if shift and position + size < stop else 0), position)
+        data = os.pread(fd, size, position)
         if len(data) < size:
             raise OSError(f"the file ends at {position + len(data)}, before {stop}")
-        yield _shifted(data, shift)[:size], position + size >= stop
+        yield data, position + size >= stop
         position += size
 
 
@@ -241,10 +390,22 @@ def _pass(
     valid deflate."""
     first = module.decompressobj(-15, zdict=_ZEROS)
     second: Any = module.decompressobj(-15, zdict=_ONES)
-    state = _State(keep, keep_tail)
-    last = False
+    lead = os.pread(fd, 1, bit // 8)
+    if not lead:
+        raise OSError(f"the file ends at {bit // 8}, before {stop}")
+    mine, skip = _primed(lead[0], bit, _FIRST)
+    theirs, _ = _primed(lead[0], bit, _SECOND)
+    state = _State(keep, keep_tail, skip)
+    last = bit // 8 + 1 >= stop
     try:
-        for chunk, is_last in _stream(fd, bit, stop, cancel):
+        # The priming bytes first (each window its own literal, the same length), then the
+        # stream's own bytes, the same for both.
+        piece = first.decompress(mine, _PIECE)
+        other = second.decompress(theirs, _PIECE)
+        if first.unconsumed_tail or second.unconsumed_tail:
+            return None  # a block that writes 4 MiB from two bytes: not one of the stream's
+        state.take(piece, other)
+        for chunk, is_last in _stream(fd, bit // 8 + 1, stop, cancel):
             last = is_last
             data = chunk
             while data and not first.eof:
@@ -264,11 +425,10 @@ def _pass(
             state.take(piece, None if second is None else second.flush())
     except module.error:
         return None
-    # The end: the final block's last bit in the member's last byte, nothing after it (with
-    # a shift, the last realigned byte may hold only that byte's padding).
+    # The end: the final block's last bit in the member's last byte, nothing after it.
     if until is not None or not first.eof or not last or state.produced > size:
         return None
-    if len(first.unused_data) > (1 if bit % 8 else 0):
+    if first.unused_data:
         return None
     return state
 
@@ -277,7 +437,8 @@ class _State:
     """One pass's bookkeeping: the bytes inflated, those kept of both windows' outputs, and
     where the outputs agreed for good (``agreed``: counted from the block's first byte)."""
 
-    def __init__(self, keep: tuple[int, int], keep_tail: int) -> None:
+    def __init__(self, keep: tuple[int, int], keep_tail: int, skip: int = 0) -> None:
+        self._skip = skip  # bytes the priming wrote, before the block's
         self.keep = keep
         self.keep_tail = keep_tail
         self.produced = 0
@@ -359,12 +520,13 @@ def inflate_range(
     floor = data_offset + compressed // 4
     guess = max(floor, data_offset + compressed * start // size - (64 << 10))
     tried: set[int] = set()
+    spent = 0  # bytes inflated by the passes so far: past half the member's, inflate it whole
     for _ in range(4):
         guess = max(guess, floor)
-        if guess in tried:
+        if guess in tried or spent > size // 2:
             return None
         tried.add(guess)
-        bit = find_block(fd, guess, end_offset)
+        bit = find_block(fd, guess, end_offset, data_offset, cancel=cancel)
         if bit is None:
             return None
         slack = 1 << 20  # kept before the range too: the boundary lands before it, by how much
@@ -373,6 +535,7 @@ def inflate_range(
         if first is None:
             guess = bit // 8 + 1  # not a boundary after all: the next one
             continue
+        spent += first.produced
         found = first.found(size)
         if found.get(start, end) is not None:
             return found
