@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
+from .cli.launch import console
 
-from .cli.launch import main
-
-sys.exit(main())
+console()

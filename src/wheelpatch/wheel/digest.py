@@ -90,10 +90,10 @@ class HashProcess:
         finally:
             with self._lock:
                 child, self._child = self._child, None
-                guessed = bool(self._pending)
             if child is not None:
-                if guessed:
-                    child.kill()  # still busy with files started ahead that nobody asked for
+                # Every answer wanted is in: stopped, not left to wind its interpreter down
+                # (5 ms the command would wait), nor to hash guesses nobody asked for.
+                child.kill()
                 hash_child.end(child)
             if self._ahead is not None:
                 self._ahead.release()
