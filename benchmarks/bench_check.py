@@ -6,10 +6,10 @@ Measured, each a median of ``--repeat`` runs (at least 7) after one untimed warm
 
 - the check as a library call (read the wheel, plan the override removing nvidia-*, read the
   ELF facts of its libraries, run the loader model), with ISA-L's inflate and with zlib's;
-- with ``--install-repeat N`` (default 3; 0 skips it), ``wheelpatch-install --no-deps
+- with ``--install-repeat N`` (default 5; 0 skips it), ``wheelpatch-install --no-deps
   --no-compile --target DIR`` of the wheel with an override that removes nothing (no check
-  runs) and with one removing nvidia-* (the check runs; --allow-missing-libraries), alternated:
-  the difference is what the check adds to an install.
+  runs) and with one removing nvidia-* (the check runs; --allow-missing-libraries), alternated,
+  each after a ``sync`` (untimed): the difference is what the check adds to an install.
 
 Target (from the issue): the check adds under 1 s to an install.
 
@@ -81,6 +81,9 @@ def install_once(wheel: Path, config: Path, target: Path) -> float:
     script = Path(sys.executable).parent / "wheelpatch-install"
     command = [str(script), "--config", str(config), "--target", str(target), "--no-deps",
                "--no-compile", "--allow-missing-libraries", str(wheel)]  # fmt: skip
+    # Untimed: the previous run's files written back and their blocks freed, so that no run
+    # pays for another's (installing this wheel writes 1 GB; removing it frees as much).
+    os.sync()
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     elapsed = time.perf_counter() - start
@@ -93,7 +96,7 @@ def main() -> int:
     parser.add_argument("--wheel", type=Path, default=Path(os.environ.get(
         "WHEELPATCH_BENCH_WHEEL", TORCH)))  # fmt: skip
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--install-repeat", type=int, default=3)
+    parser.add_argument("--install-repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.repeat < 7:
