@@ -346,3 +346,38 @@ def test_a_file_cut_inside_the_stream_is_an_oserror_or_nothing(tmp_path: Path) -
             assert found is None
     finally:
         os.close(fd)
+
+
+def test_blocks_inside_a_stored_block_are_not_the_streams(
+    opened: Callable[[bytes], tuple[int, int, int]],
+) -> None:
+    # Level 0 stores the member in blocks of 64 KiB; the last one holds, as they are, the bytes
+    # of another raw deflate stream, whose blocks land on one another and end where the member
+    # does. No block starts inside a stored block's bytes: they are not taken.
+    rng = random.Random(1)
+    words = [bytes(rng.choice(b"abcdefghijklmnop") for _ in range(rng.randint(2, 9)))
+             for _ in range(3000)]  # fmt: skip
+    text = b" ".join(rng.choice(words) for _ in range(30000))
+    while len(inner := _deflate(text, 6, 8, zlib.Z_HUFFMAN_ONLY)) > 60000:
+        text = text[: len(text) * 9 // 10]
+
+    def last_stored(stream: bytes) -> int:
+        """The final stored block's LEN."""
+        position = 0
+        while not stream[position] & 1:
+            position += 5 + (stream[position + 1] | stream[position + 2] << 8)
+        return stream[position + 1] | stream[position + 2] << 8
+
+    for zeros in range(6 * 65531 - 70000, 8 * 65531, 97):  # all of ``inner`` in the last block
+        data = bytes(zeros) + inner
+        stream = zlib.compress(data, 0, -15)
+        if last_stored(stream) >= len(inner):
+            break
+    assert last_stored(stream) >= len(inner)
+    fd, start, end = opened(stream)
+    for back in (100, 5000, 20000, 40000):
+        at = len(data) - back
+        found = inflate_range(fd, start, end, len(data), at, at + 50)
+        if found is not None:
+            assert found.get(at, at + 50) == data[at : at + 50]
+            _every_known_byte_is_right(found, data)

@@ -11,10 +11,11 @@ point and inflates from there:
   with zlib.
 - **Confirmation**: bits can decode as a block that is none and fall into step with the real
   blocks a few codes later (fixed-Huffman blocks resynchronise quickly), or be a stream stored
-  inside the stream. A candidate counts only if inflating from an earlier candidate 32 to 256
+  inside the stream. A candidate counts only if inflating from an earlier candidate 64 to 256
   KiB before it (or from the stream's start) lands on it exactly between two blocks: those bits
   followed by an empty final block must end the stream (:func:`_lands`). A false earlier
-  candidate's decode fails long before; a true one's is the stream's own.
+  candidate's decode fails long before; a true one's is the stream's own, which reads a stored
+  block as one; and 64 KiB is more than a stored block holds.
 - **Alignment**: the block is inflated with the stream's own byte alignment (a stored block
   pads to it), behind priming blocks as long, modulo 8, as the bits before it in its byte
   (:func:`_primed`); no byte of the stream is shifted.
@@ -211,9 +212,12 @@ def _blocks(
 
 
 #: A candidate is confirmed by inflating from an earlier one (or the stream's start) this far
-#: back, at most, and at least :data:`_CONFIRM_NEAR` back.
+#: back, at most, and at least :data:`_CONFIRM_NEAR` back: more than a stored block's bytes,
+#: so that two blocks of a stream stored inside the stream (which land on one another, and
+#: lie in one stored block: a stored block breaks a stream that crosses it) never confirm
+#: each other, and a true earlier boundary reads the stored block as one.
 _CONFIRM_FAR = 256 << 10
-_CONFIRM_NEAR = 32 << 10
+_CONFIRM_NEAR = 65535 + 5
 #: Earlier candidates tried to confirm one, at most; output inflated while confirming, at most.
 _CONFIRM_TRIES = 64
 _CONFIRM_OUTPUT = 64 << 20
@@ -393,9 +397,11 @@ def _pass(
     lead = os.pread(fd, 1, bit // 8)
     if not lead:
         raise OSError(f"the file ends at {bit // 8}, before {stop}")
-    mine, skip = _primed(lead[0], bit, _FIRST)
+    # A priming literal is output before the block's (0x90 or 0xff, as each window's bytes):
+    # it lies where the window's last byte would, and counts as one of the window's.
+    mine, _ = _primed(lead[0], bit, _FIRST)
     theirs, _ = _primed(lead[0], bit, _SECOND)
-    state = _State(keep, keep_tail, skip)
+    state = _State(keep, keep_tail)
     last = bit // 8 + 1 >= stop
     try:
         # The priming bytes first (each window its own literal, the same length), then the
@@ -437,8 +443,7 @@ class _State:
     """One pass's bookkeeping: the bytes inflated, those kept of both windows' outputs, and
     where the outputs agreed for good (``agreed``: counted from the block's first byte)."""
 
-    def __init__(self, keep: tuple[int, int], keep_tail: int, skip: int = 0) -> None:
-        self._skip = skip  # bytes the priming wrote, before the block's
+    def __init__(self, keep: tuple[int, int], keep_tail: int) -> None:
         self.keep = keep
         self.keep_tail = keep_tail
         self.produced = 0
