@@ -348,12 +348,10 @@ def _member(library: Path, tmp_path: Path) -> Path:
     return archive
 
 
-def test_a_dynamic_segment_far_in_is_read_from_a_block_boundary(
-    native: Native, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _seeks_spied(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Ranges 1 MiB or more ahead read from block boundaries; what each read gave, listed."""
     from wheelpatch.wheel import deflate_tail
 
-    archive = _member(native.far, tmp_path)
     given: list[object] = []
     real = deflate_tail.inflate_range
 
@@ -363,7 +361,16 @@ def test_a_dynamic_segment_far_in_is_read_from_a_block_boundary(
         return found
 
     monkeypatch.setattr(deflate_tail, "inflate_range", spying)
-    monkeypatch.setattr(elf, "SEEK_AHEAD", 1 << 20)  # far.so's segment is 6 MiB in
+    monkeypatch.setattr(elf, "SEEK_AHEAD", 1 << 20)
+    return given
+
+
+def test_a_dynamic_segment_far_in_is_read_from_a_block_boundary(
+    native: Native, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    archive = _member(native.far, tmp_path)
+    given = _seeks_spied(monkeypatch)  # far.so's segment is 6 MiB in
     facts = _member_facts(archive, "pkg/lib.so")
     assert facts == read_file_facts(native.far)
     assert facts[1] is not None
@@ -377,19 +384,9 @@ def test_a_boundary_inside_zeros_gives_nothing_and_the_member_is_read_from_its_s
 ) -> None:
     # big.so's 8 MiB of zeros compress to a few blocks that copy zeros from before: from any
     # boundary in them, every byte after may come from the unknown window.
-    from wheelpatch.wheel import deflate_tail
 
     archive = _member(native.big, tmp_path)
-    given: list[object] = []
-    real = deflate_tail.inflate_range
-
-    def spying(*args: Any, **kwargs: Any) -> deflate_tail.Inflated | None:
-        found = real(*args, **kwargs)
-        given.append(found)
-        return found
-
-    monkeypatch.setattr(deflate_tail, "inflate_range", spying)
-    monkeypatch.setattr(elf, "SEEK_AHEAD", 1 << 20)
+    given = _seeks_spied(monkeypatch)
     assert _member_facts(archive, "pkg/lib.so") == read_file_facts(native.big)
     assert given == [None]
 
