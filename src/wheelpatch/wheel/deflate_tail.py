@@ -49,8 +49,8 @@ _WINDOW = 1 << 15
 #: The two windows a pass inflates with, and the literal each one's priming block writes (see
 #: :func:`_primed`): bytes of the window, as far as the block that follows can tell.
 _FIRST, _SECOND = 0x90, 0xFF
-_ZEROS = bytes([_FIRST]) * _WINDOW
-_ONES = bytes([_SECOND]) * _WINDOW
+_FIRST_WINDOW = bytes([_FIRST]) * _WINDOW
+_SECOND_WINDOW = bytes([_SECOND]) * _WINDOW
 #: Compressed bytes scanned for a block header at a time.
 _SCAN = 16 << 10
 #: Compressed bytes a candidate header is tried on, first without a window, then with one.
@@ -74,10 +74,10 @@ class Cancelled(Exception):
 class Inflated:
     """What one pass from a block boundary to the stream's end kept: the output's first bytes
     (``head``, from ``start``, where the block's output lies in the member) and the member's
-    last bytes (``tail``, from ``tail_start``), as inflated with a window of zeros; and until
-    ``agreed_from``, where the two passes agreed over a whole window and so for good, the same
-    bytes as inflated with a window of ``0xff`` (``head_other``, ``tail_other``, as long or
-    cut there). A byte both give is the member's; one that differs was copied from the window
+    last bytes (``tail``, from ``tail_start``), as inflated with a window of ``0x90`` bytes; and
+    until ``agreed_from``, where the two passes agreed over a whole window and so for good, the
+    same bytes as inflated with a window of ``0xff`` (``head_other``, ``tail_other``, as long
+    or cut there). A byte both give is the member's; one that differs was copied from the window
     nobody knows."""
 
     start: int
@@ -151,14 +151,14 @@ def _byte_starts(count: int) -> int:
 
 
 def _accepted(data: bytes) -> bool:
-    """Whether ``data`` begins with a block zlib decodes (with a window of zeros) to at least
+    """Whether ``data`` begins with a block zlib decodes (with a made-up window) to at least
     :data:`_TRY_OUTPUT` bytes, or to a stream's end."""
     try:
         zlib.decompressobj(-15).decompress(data[:_TRY], 1)
     except zlib.error as exc:
         if "too far back" not in str(exc):
             return False
-    trial = zlib.decompressobj(-15, zdict=_ZEROS)
+    trial = zlib.decompressobj(-15, zdict=_FIRST_WINDOW)
     try:
         out = trial.decompress(data[:_TRY_MORE], 2 * _TRY_MORE)
     except zlib.error:
@@ -258,17 +258,17 @@ def _priming(shift: int, literal: int) -> tuple[int, int, int]:
     return bits, length, sum(1 for b in blocks if b is not None)
 
 
-def _primed(first_byte: int, bit: int, literal: int) -> tuple[bytes, int]:
+def _primed(first_byte: int, bit: int, literal: int) -> bytes:
     """What to inflate before the stream's bytes after the one holding bit ``bit`` (whose value
     is ``first_byte``), so that the block at ``bit`` is read with the stream's own byte
     alignment (a stored block pads to it): priming blocks as long, modulo 8, as the bits of
-    that byte before ``bit``, then its bits from ``bit`` on. With the number of bytes the
-    priming writes (``literal``, which the window's bytes must match)."""
+    that byte before ``bit``, then its bits from ``bit`` on. The priming writes ``literal``
+    when the shift is odd: the window's bytes must be that byte too."""
     shift = bit % 8
-    bits, length, written = _priming(shift, literal)
+    bits, length, _ = _priming(shift, literal)
     whole = length // 8  # length = 8 * whole + shift
     value = bits | ((first_byte >> shift) << shift) << (8 * whole)
-    return value.to_bytes(whole + 1, "little"), written
+    return value.to_bytes(whole + 1, "little")
 
 
 def _lands(fd: int, start: int, end: int) -> bool:
@@ -281,11 +281,11 @@ def _lands(fd: int, start: int, end: int) -> bool:
     data = os.pread(fd, last - first + 1, first)
     if len(data) < last - first + 1:
         return False
-    primed, _ = _primed(data[0], start, _FIRST)
+    primed = _primed(data[0], start, _FIRST)
     low = end % 8
     final = (data[-1] & ((1 << low) - 1)) | (_EMPTY_FINAL << low)
     stream = primed + data[1:-1] + final.to_bytes((low + _EMPTY_FINAL_BITS + 7) // 8, "little")
-    inflater = zlib.decompressobj(-15, zdict=_ZEROS)
+    inflater = zlib.decompressobj(-15, zdict=_FIRST_WINDOW)
     produced = 0
     try:
         while stream and not inflater.eof:
@@ -294,7 +294,7 @@ def _lands(fd: int, start: int, end: int) -> bool:
             if produced > _CONFIRM_OUTPUT:
                 return False
         if not inflater.eof:
-            produced += len(inflater.flush())
+            inflater.flush()
     except zlib.error:
         return False
     return inflater.eof and not inflater.unused_data
@@ -392,15 +392,15 @@ def _pass(
     block's first) and the last ``keep_tail``; None if the stream does not end exactly at
     ``stop`` (then ``bit`` was no block boundary), inflates to more than ``size``, or is not
     valid deflate."""
-    first = module.decompressobj(-15, zdict=_ZEROS)
-    second: Any = module.decompressobj(-15, zdict=_ONES)
+    first = module.decompressobj(-15, zdict=_FIRST_WINDOW)
+    second: Any = module.decompressobj(-15, zdict=_SECOND_WINDOW)
     lead = os.pread(fd, 1, bit // 8)
     if not lead:
         raise OSError(f"the file ends at {bit // 8}, before {stop}")
     # A priming literal is output before the block's (0x90 or 0xff, as each window's bytes):
     # it lies where the window's last byte would, and counts as one of the window's.
-    mine, _ = _primed(lead[0], bit, _FIRST)
-    theirs, _ = _primed(lead[0], bit, _SECOND)
+    mine = _primed(lead[0], bit, _FIRST)
+    theirs = _primed(lead[0], bit, _SECOND)
     state = _State(keep, keep_tail)
     last = bit // 8 + 1 >= stop
     try:
@@ -523,7 +523,7 @@ def inflate_range(
     # would start in the member's first quarter is not made: inflating from the start is as
     # cheap.
     floor = data_offset + compressed // 4
-    guess = max(floor, data_offset + compressed * start // size - (64 << 10))
+    guess = data_offset + compressed * start // size - (64 << 10)
     tried: set[int] = set()
     spent = 0  # bytes inflated by the passes so far: past half the member's, inflate it whole
     for _ in range(4):
