@@ -93,8 +93,7 @@ class HashProcess:
             if child is not None:
                 # Every answer wanted is in: stopped, not left to wind its interpreter down
                 # (5 ms the command would wait), nor to hash guesses nobody asked for.
-                child.kill()
-                hash_child.end(child)
+                hash_child.stop(child)
             if self._ahead is not None:
                 self._ahead.release()
 
@@ -111,8 +110,7 @@ class HashProcess:
             if self._pending:
                 asked = opened is not None and self._pending.pop(0) == opened
                 if not asked and self._child is not None:  # a guess in another order
-                    self._child.kill()
-                    hash_child.end(self._child)
+                    hash_child.stop(self._child)
                     self._child = None
         for _ in range(2):
             answer = ""

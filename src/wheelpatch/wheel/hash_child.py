@@ -21,7 +21,17 @@ if TYPE_CHECKING:  # typing alone takes 8 ms to import
     from collections.abc import Sequence
     from typing import Any, BinaryIO
 
-__all__ = ["Ahead", "Child", "adopt", "discard", "end", "start", "start_ahead", "write_path"]
+__all__ = [
+    "Ahead",
+    "Child",
+    "adopt",
+    "discard",
+    "end",
+    "start",
+    "start_ahead",
+    "stop",
+    "write_path",
+]
 
 #: For each hex-encoded path on stdin, a line ``dev ino size mtime_ns sha256`` (the file as
 #: opened; ``changed`` instead of the hash when it changed while it was read), or
@@ -103,13 +113,7 @@ class Child:
         if self._popen is not None:  # pragma: no cover - Windows
             self.returncode = self._popen.poll()
         elif self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by the system (SIGCHLD ignored), as Popen says
-                self.returncode = 0
-            else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
+            self._reap(os.WNOHANG)
         return self.returncode
 
     def kill(self) -> None:
@@ -137,14 +141,19 @@ class Child:
                     raise TimeoutError(f"child {self.pid} still running after {timeout} s")
                 time.sleep(0.005)
         elif self.returncode is None:
-            try:
-                _, status = os.waitpid(self.pid, 0)
-            except ChildProcessError:  # reaped by the system (SIGCHLD ignored), as Popen says
-                self.returncode = 0
-            else:
-                self.returncode = os.waitstatus_to_exitcode(status)
+            self._reap(0)
         assert self.returncode is not None
         return self.returncode
+
+    def _reap(self, options: int) -> None:
+        """``waitpid`` with ``options``; sets the exit status if the child is reaped."""
+        try:
+            pid, status = os.waitpid(self.pid, options)
+        except ChildProcessError:  # reaped by the system (SIGCHLD ignored), as Popen says
+            self.returncode = 0
+        else:
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
 
 
 def start() -> Child | None:
@@ -157,9 +166,14 @@ def start() -> Child | None:
         return None
 
 
+def _line(path: str | os.PathLike[str]) -> bytes:
+    """What asks the child for the hash of ``path``."""
+    return os.fsencode(path).hex().encode("ascii") + b"\n"
+
+
 def write_path(child: Child, path: str | os.PathLike[str]) -> None:
     """Ask ``child`` for the hash of ``path`` (its answer is the next line it writes)."""
-    child.stdin.write(os.fsencode(path).hex().encode("ascii") + b"\n")
+    child.stdin.write(_line(path))
     child.stdin.flush()
 
 
@@ -202,7 +216,7 @@ def start_ahead(paths: Sequence[str]) -> None:
     pins: list[int] = []
     try:
         for path in paths[:MAX_GUESSES]:
-            line = os.fsencode(path).hex().encode("ascii") + b"\n"
+            line = _line(path)
             if sum(map(len, lines)) + len(line) > _MAX_LINES:
                 break
             try:
@@ -252,11 +266,12 @@ def discard() -> None:
 
 
 def _drop(ahead: Ahead) -> None:
-    _kill(ahead.child)
+    stop(ahead.child)
     ahead.release()
 
 
-def _kill(child: Child) -> None:
+def stop(child: Child) -> None:
+    """Kill ``child`` and reap it, whatever it was doing."""
     child.kill()
     end(child)
 
