@@ -185,13 +185,17 @@ def test_a_range_kept_from_a_pass_too_early_is_inflated_again(
     assert len(calls) >= 1
 
 
+def _code_then_symbols() -> tuple[bytes, bytes, int, int]:
+    """A member of code, stored blocks and symbols: its bytes, stream, size, and a place 80%
+    in."""
+    data = _data(5, "ccrccs")
+    return data, _compress(data, "zlib6"), len(data), int(len(data) * 0.8)
+
+
 def test_cut_streams_and_what_is_no_deflate_give_nothing(
     opened: Callable[[bytes], tuple[int, int, int]],
 ) -> None:
-    data = _data(5, "ccrccs")
-    stream = _compress(data, "zlib6")
-    size = len(data)
-    at = int(size * 0.8)
+    _, stream, size, at = _code_then_symbols()
     assert inflate_range(*opened(stream), size, at, at + 500) is not None
     rng = random.Random(8)
     # Cut short (the stream does not end where the member does), or random bytes.
@@ -206,10 +210,7 @@ def test_a_changed_bit_after_the_range_gives_the_range_or_nothing_or_misplaces_i
     # then placed where they are not (positions count back from the end). That is what the
     # reader of the result guards against (wheelpatch.check.elf checks what it read); here the
     # bytes given are the member's own, wherever they are said to lie.
-    data = _data(5, "ccrccs")
-    stream = _compress(data, "zlib6")
-    size = len(data)
-    at = int(size * 0.8)
+    data, stream, size, at = _code_then_symbols()
     rng = random.Random(8)
     for _ in range(8):
         broken = bytearray(stream)

@@ -47,6 +47,22 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _hashed_ahead_while(path: Path, change: Callable[[], object]) -> str:
+    """The hash of ``path`` guessed ahead, with ``change`` made after the command opened it:
+    the hex digest, or the error's line."""
+    hash_child.start_ahead([str(path)])
+    pool = HashProcess(hash_child.adopt())
+    try:
+        digest = FileDigest(path, pool)
+        change()
+        try:
+            return digest.result()
+        except InvalidWheel as exc:
+            return str(exc)
+    finally:
+        pool.shutdown()
+
+
 def test_guessed_wheels_are_answered_by_the_child_started_ahead(tmp_path: Path) -> None:
     paths = _files(tmp_path, [10, 1 << 20, 70000])
     asked = [paths[0], paths[1], paths[2], paths[1]]  # a wheel given twice is hashed twice
@@ -138,19 +154,9 @@ def test_a_guessed_file_replaced_after_it_was_opened_is_never_given_the_new_hash
 ) -> None:
     first, other = _files(tmp_path, [30000, 40000])
     original, replacement = _sha(first), _sha(other)
-    hash_child.start_ahead([str(first)])
-    pool = HashProcess(hash_child.adopt())
-    try:
-        digest = FileDigest(first, pool)
-        os.replace(other, first)
-        # Whether the child opened the original (the file the command opened) or the new one
-        # (then its answer names another inode), the hash is never the new file's.
-        try:
-            answer = digest.result()
-        except InvalidWheel as exc:
-            answer = str(exc)
-    finally:
-        pool.shutdown()
+    # Whether the child opened the original (the file the command opened) or the new one
+    # (then its answer names another inode), the hash is never the new file's.
+    answer = _hashed_ahead_while(first, lambda: os.replace(other, first))
     assert answer in (original, "w0.whl: changed on disk while it was being hashed")
     assert answer != replacement
 
@@ -196,17 +202,8 @@ def test_a_child_nobody_adopts_is_discarded(tmp_path: Path) -> None:
 def test_an_unreadable_guess_is_one_line(tmp_path: Path) -> None:
     (path,) = _files(tmp_path, [100])
     expected = _sha(path)
-    hash_child.start_ahead([str(path)])
-    pool = HashProcess(hash_child.adopt())
-    try:
-        digest = FileDigest(path, pool)
-        path.unlink()  # gone before the child opens it, or not: either answer is right
-        try:
-            answer = digest.result()
-        except InvalidWheel as exc:
-            answer = str(exc)
-    finally:
-        pool.shutdown()
+    # Gone before the child opens it, or not: either answer is right.
+    answer = _hashed_ahead_while(path, path.unlink)
     assert answer == expected or answer.startswith("w0.whl: cannot be read to be hashed (")
 
 
